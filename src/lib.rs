@@ -1,0 +1,19 @@
+//! Tarn: a self-hosted data lake server.
+//!
+//! Module map:
+//! - [`app`]: builds the server (state, router, listener) and runs it.
+//! - [`config`]: settings from defaults, a TOML file and the environment.
+//! - [`credentials`]: the root access key.
+//! - [`s3`]: the S3 protocol: authentication, routing, handlers, XML, errors.
+//! - [`meta`]: buckets, objects and uploads in SQLite (one writer, group commit).
+//! - [`storage`]: object bytes as immutable blob files, written durably.
+//! - [`api`]: the JSON REST API under `/api/v1/`.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod credentials;
+pub mod meta;
+pub mod s3;
+pub mod storage;

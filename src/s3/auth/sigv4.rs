@@ -1,0 +1,466 @@
+//! AWS Signature Version 4: `Authorization` header and presigned query.
+
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
+
+use super::util::{self, Request};
+use super::{AuthError, AuthKind, PayloadMode, SecretLookup, StreamingParams, Verified};
+
+/// SHA-256 of the empty string, hex.
+pub(crate) const EMPTY_SHA256_HEX: &str =
+    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+const ALGORITHM: &str = "AWS4-HMAC-SHA256";
+const MAX_PRESIGN_EXPIRES: u64 = 604_800;
+const KEY_CACHE_CAP: usize = 1024;
+
+/// Parsed credential scope `AKID/YYYYMMDD/region/s3/aws4_request`.
+struct Credential {
+    access_key_id: String,
+    date: String,
+    region: String,
+}
+
+impl Credential {
+    fn scope(&self) -> String {
+        format!("{}/{}/s3/aws4_request", self.date, self.region)
+    }
+}
+
+fn parse_credential(value: &[u8], err: fn(String) -> AuthError) -> Result<Credential, AuthError> {
+    let value = std::str::from_utf8(value).map_err(|_| err("credential is not UTF-8".into()))?;
+    let parts: Vec<&str> = value.split('/').collect();
+    let [akid, date, region, service, terminator] = parts.as_slice() else {
+        return Err(err(format!("the credential '{value}' is malformed")));
+    };
+    if akid.is_empty() {
+        return Err(err("the access key id in the credential is empty".into()));
+    }
+    if date.len() != 8 || !date.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(err(format!("invalid credential date '{date}'")));
+    }
+    if region.is_empty() {
+        return Err(err("the region in the credential is empty".into()));
+    }
+    if *service != "s3" {
+        return Err(err(format!(
+            "incorrect service '{service}'; this endpoint belongs to 's3'"
+        )));
+    }
+    if *terminator != "aws4_request" {
+        return Err(err(format!(
+            "incorrect terminal '{terminator}'; this endpoint uses 'aws4_request'"
+        )));
+    }
+    Ok(Credential {
+        access_key_id: (*akid).to_owned(),
+        date: (*date).to_owned(),
+        region: (*region).to_owned(),
+    })
+}
+
+type KeyCache = HashMap<(String, String, String), (String, [u8; 32])>;
+
+static KEY_CACHE: LazyLock<Mutex<KeyCache>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// Derive (or fetch from the bounded cache) the signing key for a credential scope.
+fn signing_key(cred: &Credential, secret: &str) -> [u8; 32] {
+    let cache_key = (
+        cred.access_key_id.clone(),
+        cred.date.clone(),
+        cred.region.clone(),
+    );
+    {
+        let cache = KEY_CACHE.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((cached_secret, key)) = cache.get(&cache_key)
+            && cached_secret == secret
+        {
+            return *key;
+        }
+    }
+    let k_date = util::hmac_sha256(format!("AWS4{secret}").as_bytes(), cred.date.as_bytes());
+    let k_region = util::hmac_sha256(&k_date, cred.region.as_bytes());
+    let k_service = util::hmac_sha256(&k_region, b"s3");
+    let key = util::hmac_sha256(&k_service, b"aws4_request");
+    let mut cache = KEY_CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if cache.len() >= KEY_CACHE_CAP {
+        cache.clear();
+    }
+    cache.insert(cache_key, (secret.to_owned(), key));
+    key
+}
+
+/// Canonical URI: decode the raw path, then re-encode with the SigV4 rule.
+fn canonical_uri(path: &str) -> String {
+    let mut out = String::with_capacity(path.len() + 8);
+    if !path.starts_with('/') {
+        out.push('/');
+    }
+    util::uri_encode(
+        &util::percent_decode(path.as_bytes(), false),
+        true,
+        &mut out,
+    );
+    out
+}
+
+/// Canonical query: names and values decoded, SigV4-encoded, sorted; optionally without
+/// `X-Amz-Signature`.
+fn canonical_query(req: &Request<'_>, presigned: bool, plus_as_space: bool) -> String {
+    let mut pairs: Vec<(String, String)> = req
+        .params
+        .iter()
+        .filter(|p| !(presigned && p.name == b"X-Amz-Signature"))
+        .map(|p| {
+            let mut name = String::new();
+            util::uri_encode(
+                &util::percent_decode(p.name, plus_as_space),
+                false,
+                &mut name,
+            );
+            let mut value = String::new();
+            util::uri_encode(
+                &util::percent_decode(p.raw_value, plus_as_space),
+                false,
+                &mut value,
+            );
+            (name, value)
+        })
+        .collect();
+    pairs.sort_unstable();
+    let mut out = String::new();
+    for (i, (name, value)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        out.push_str(name);
+        out.push('=');
+        out.push_str(value);
+    }
+    out
+}
+
+/// Canonical headers block (`name:value\n` per signed header) for `signed_headers`.
+fn canonical_headers(
+    req: &Request<'_>,
+    signed_headers: &str,
+    err: fn(String) -> AuthError,
+) -> Result<Vec<u8>, AuthError> {
+    let mut out = Vec::with_capacity(256);
+    let mut has_host = false;
+    for name in signed_headers.split(';') {
+        if name.is_empty() || name.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Err(err(format!("invalid signed header name '{name}'")));
+        }
+        has_host |= name == "host";
+        out.extend_from_slice(name.as_bytes());
+        out.push(b':');
+        for (i, value) in req.headers.get_all(name).iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            util::trim_collapse(value.as_bytes(), &mut out);
+        }
+        out.push(b'\n');
+    }
+    if !has_host {
+        return Err(err("the host header must be signed".into()));
+    }
+    Ok(out)
+}
+
+/// Inputs shared by the header and presigned flows.
+struct Signed<'a> {
+    cred: Credential,
+    amz_date: String,
+    signed_headers: &'a str,
+    payload_hash: &'a [u8],
+    signature: [u8; 32],
+    presigned: bool,
+}
+
+/// Check the request signature; returns the signing key on success.
+fn check(
+    req: &Request<'_>,
+    s: &Signed<'_>,
+    secrets: &dyn SecretLookup,
+    err: fn(String) -> AuthError,
+) -> Result<[u8; 32], AuthError> {
+    let headers = canonical_headers(req, s.signed_headers, err)?;
+    let secret = secrets
+        .secret_for(&s.cred.access_key_id)
+        .ok_or(AuthError::InvalidAccessKeyId)?;
+    let key = signing_key(&s.cred, &secret);
+    let scope = s.cred.scope();
+
+    let method = req.method.as_str();
+    let encoded_path = canonical_uri(req.path);
+    let query = canonical_query(req, s.presigned, true);
+    // Canonical form first; then tolerate clients that sign the path exactly as sent or treat
+    // `+` in the query literally.
+    let mut candidates: Vec<(&str, std::borrow::Cow<'_, str>)> =
+        vec![(encoded_path.as_str(), query.as_str().into())];
+    if req.path != encoded_path && req.path.starts_with('/') {
+        candidates.push((req.path, query.as_str().into()));
+    }
+    if req
+        .params
+        .iter()
+        .any(|p| p.name.contains(&b'+') || p.raw_value.contains(&b'+'))
+    {
+        candidates.push((
+            encoded_path.as_str(),
+            canonical_query(req, s.presigned, false).into(),
+        ));
+    }
+
+    for (uri, query) in candidates {
+        let mut creq = Vec::with_capacity(512);
+        for part in [method.as_bytes(), uri.as_bytes(), query.as_bytes()] {
+            creq.extend_from_slice(part);
+            creq.push(b'\n');
+        }
+        creq.extend_from_slice(&headers);
+        creq.push(b'\n');
+        creq.extend_from_slice(s.signed_headers.as_bytes());
+        creq.push(b'\n');
+        creq.extend_from_slice(s.payload_hash);
+        let string_to_sign = format!(
+            "{ALGORITHM}\n{}\n{scope}\n{}",
+            s.amz_date,
+            hex::encode(util::sha256(&creq))
+        );
+        let computed = util::hmac_sha256(&key, string_to_sign.as_bytes());
+        if util::ct_eq(&computed, &s.signature) {
+            return Ok(key);
+        }
+    }
+    Err(AuthError::SignatureDoesNotMatch)
+}
+
+/// Payload mode for an `x-amz-content-sha256` value.
+fn payload_mode(
+    req: &Request<'_>,
+    hash: &[u8],
+    s: &Signed<'_>,
+    key: [u8; 32],
+) -> Result<PayloadMode, AuthError> {
+    let (signed, trailer) = match hash {
+        b"UNSIGNED-PAYLOAD" => return Ok(PayloadMode::Unsigned),
+        b"STREAMING-UNSIGNED-PAYLOAD-TRAILER" => (false, true),
+        b"STREAMING-AWS4-HMAC-SHA256-PAYLOAD" => (true, false),
+        b"STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER" => (true, true),
+        other => {
+            return util::decode_hex32(other)
+                .map(PayloadMode::Sha256)
+                .ok_or(AuthError::ContentSha256Mismatch);
+        }
+    };
+    if s.presigned {
+        return Err(AuthError::ContentSha256Mismatch);
+    }
+    let decoded_content_length = match req.header("x-amz-decoded-content-length") {
+        Err(()) => {
+            return Err(AuthError::InvalidArgument(
+                "repeated x-amz-decoded-content-length".into(),
+            ));
+        }
+        Ok(None) => None,
+        Ok(Some(v)) => Some(
+            std::str::from_utf8(v)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .ok_or_else(|| {
+                    AuthError::InvalidArgument("invalid x-amz-decoded-content-length".into())
+                })?,
+        ),
+    };
+    let mut declared_trailers = Vec::new();
+    for value in req.headers.get_all("x-amz-trailer") {
+        let value = value
+            .to_str()
+            .map_err(|_| AuthError::InvalidArgument("x-amz-trailer is not valid text".into()))?;
+        declared_trailers.extend(
+            value
+                .split(',')
+                .map(|n| n.trim().to_ascii_lowercase())
+                .filter(|n| !n.is_empty()),
+        );
+    }
+    Ok(PayloadMode::Streaming(StreamingParams {
+        signed,
+        trailer,
+        decoded_content_length,
+        declared_trailers,
+        seed_signature: s.signature,
+        signing_key: key,
+        scope: s.cred.scope(),
+        amz_date: s.amz_date.clone(),
+    }))
+}
+
+/// Verify an `Authorization: AWS4-HMAC-SHA256 ...` request; `rest` follows the algorithm.
+pub(crate) fn verify_header(
+    req: &Request<'_>,
+    rest: &[u8],
+    secrets: &dyn SecretLookup,
+) -> Result<Verified, AuthError> {
+    let err = AuthError::AuthorizationHeaderMalformed;
+    let rest = std::str::from_utf8(rest).map_err(|_| err("header is not UTF-8".into()))?;
+    let (mut credential, mut signed_headers, mut signature) = (None, None, None);
+    for part in rest.split(',') {
+        let part = part.trim_matches(|c| c == ' ' || c == '\t');
+        if part.is_empty() {
+            continue;
+        }
+        let (name, value) = part
+            .split_once('=')
+            .ok_or_else(|| err(format!("malformed component '{part}'")))?;
+        let slot = match name {
+            "Credential" => &mut credential,
+            "SignedHeaders" => &mut signed_headers,
+            "Signature" => &mut signature,
+            _ => return Err(err(format!("unknown component '{name}'"))),
+        };
+        if slot.replace(value).is_some() {
+            return Err(err(format!("repeated component '{name}'")));
+        }
+    }
+    let (Some(credential), Some(signed_headers), Some(signature)) =
+        (credential, signed_headers, signature)
+    else {
+        return Err(err("missing Credential, SignedHeaders or Signature".into()));
+    };
+    let cred = parse_credential(credential.as_bytes(), err)?;
+    let signature = util::decode_hex32(signature.as_bytes())
+        .ok_or_else(|| err("signature is not 64 hex digits".into()))?;
+
+    // Request time: x-amz-date, or else the Date header.
+    let (amz_date, request_time) = match req.header("x-amz-date") {
+        Err(()) => return Err(err("repeated x-amz-date header".into())),
+        Ok(Some(v)) => {
+            let t = util::parse_amz_date(v)
+                .ok_or_else(|| err("x-amz-date is not YYYYMMDDTHHMMSSZ".into()))?;
+            (String::from_utf8_lossy(v).into_owned(), t)
+        }
+        Ok(None) => {
+            let v = req
+                .header("date")
+                .ok()
+                .flatten()
+                .ok_or_else(|| err("missing x-amz-date or Date header".into()))?;
+            let t = util::parse_http_date(v).ok_or_else(|| err("invalid Date header".into()))?;
+            (
+                util::format_amz_date(t).ok_or_else(|| err("invalid Date header".into()))?,
+                t,
+            )
+        }
+    };
+    if amz_date.get(..8) != Some(cred.date.as_str()) {
+        return Err(err(format!(
+            "invalid credential date '{}'; it is not the same as the request date",
+            cred.date
+        )));
+    }
+    if !util::within_skew(request_time, req.now) {
+        return Err(AuthError::RequestTimeTooSkewed);
+    }
+
+    let payload_hash = match req.header("x-amz-content-sha256") {
+        Ok(Some(v)) => v,
+        Ok(None) => {
+            return Err(AuthError::InvalidArgument(
+                "Missing required header for this request: x-amz-content-sha256".into(),
+            ));
+        }
+        Err(()) => return Err(AuthError::ContentSha256Mismatch),
+    };
+    let s = Signed {
+        cred,
+        amz_date,
+        signed_headers,
+        payload_hash,
+        signature,
+        presigned: false,
+    };
+    let key = check(req, &s, secrets, err)?;
+    let payload = payload_mode(req, payload_hash, &s, key)?;
+    Ok(Verified {
+        access_key_id: s.cred.access_key_id,
+        payload,
+        kind: AuthKind::V4Header,
+        region: Some(s.cred.region),
+    })
+}
+
+/// Verify a presigned (`X-Amz-Algorithm=AWS4-HMAC-SHA256&...`) request.
+pub(crate) fn verify_presigned(
+    req: &Request<'_>,
+    secrets: &dyn SecretLookup,
+) -> Result<Verified, AuthError> {
+    let err = AuthError::AuthorizationQueryParametersError;
+    let get = |name: &'static str| -> Result<Vec<u8>, AuthError> {
+        req.param(name)
+            .map(|p| p.value_bytes())
+            .ok_or_else(|| err(format!("missing query parameter {name}")))
+    };
+    if get("X-Amz-Algorithm")? != ALGORITHM.as_bytes() {
+        return Err(err(
+            "X-Amz-Algorithm only supports \"AWS4-HMAC-SHA256\"".into()
+        ));
+    }
+    let cred = parse_credential(&get("X-Amz-Credential")?, err)?;
+    let amz_date_raw = get("X-Amz-Date")?;
+    let request_time = util::parse_amz_date(&amz_date_raw)
+        .ok_or_else(|| err("X-Amz-Date must be in the ISO8601 Long Format".into()))?;
+    let amz_date = String::from_utf8_lossy(&amz_date_raw).into_owned();
+    if amz_date.get(..8) != Some(cred.date.as_str()) {
+        return Err(err(format!(
+            "invalid credential date '{}'; it is not the same as X-Amz-Date",
+            cred.date
+        )));
+    }
+    let expires = std::str::from_utf8(&get("X-Amz-Expires")?)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .ok_or_else(|| err("X-Amz-Expires should be a number".into()))?;
+    if expires == 0 {
+        return Err(err("X-Amz-Expires must be non-negative and non-zero".into()));
+    }
+    if expires > MAX_PRESIGN_EXPIRES {
+        return Err(err(
+            "X-Amz-Expires must be less than a week (in seconds) that is 604800".into(),
+        ));
+    }
+    let signed_headers = String::from_utf8(get("X-Amz-SignedHeaders")?)
+        .map_err(|_| err("X-Amz-SignedHeaders is not UTF-8".into()))?;
+    let signature = util::decode_hex32(&get("X-Amz-Signature")?)
+        .ok_or_else(|| err("X-Amz-Signature is not 64 hex digits".into()))?;
+
+    if request_time > req.now.saturating_add(util::MAX_SKEW_SECS) {
+        return Err(AuthError::RequestTimeTooSkewed);
+    }
+    let expires = i64::try_from(expires).unwrap_or(i64::MAX);
+    if req.now > request_time.saturating_add(expires) {
+        return Err(AuthError::Expired);
+    }
+
+    let content_sha = req.param("X-Amz-Content-Sha256").map(|p| p.value_bytes());
+    let payload_hash: &[u8] = content_sha.as_deref().unwrap_or(b"UNSIGNED-PAYLOAD");
+    let s = Signed {
+        cred,
+        amz_date,
+        signed_headers: &signed_headers,
+        payload_hash,
+        signature,
+        presigned: true,
+    };
+    let key = check(req, &s, secrets, err)?;
+    let payload = payload_mode(req, payload_hash, &s, key)?;
+    Ok(Verified {
+        access_key_id: s.cred.access_key_id,
+        payload,
+        kind: AuthKind::V4Presigned,
+        region: Some(s.cred.region),
+    })
+}

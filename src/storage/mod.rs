@@ -1,0 +1,402 @@
+//! Object bytes on local disk.
+//!
+//! Blobs are immutable files named by random server-chosen ids: `blobs/ab/ab12…`. Object
+//! keys never reach a path. A blob is written to `tmp/`, fsynced, renamed into place and
+//! its directory fsynced before any metadata row may point to it; a blob no row points
+//! to is garbage, removed at startup ([`BlobStore::remove_orphans`]).
+//!
+//! All filesystem calls run on tokio's blocking pool (std::fs is blocking, and tokio's
+//! own fs wrappers would hop to that pool once per call anyway); a whole upload is
+//! written by one blocking task fed through a channel, so hashing and disk writes run
+//! beside the network side instead of on it.
+
+use std::collections::HashSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use tokio::sync::mpsc;
+
+/// Errors of the blob store, with the path involved.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("blob {0} is missing")]
+    MissingBlob(String),
+    #[error("invalid blob id {0:?}")]
+    InvalidBlobId(String),
+    #[error("the body exceeds the maximum object size")]
+    TooLarge,
+    #[error("the request body ended before it was complete")]
+    Interrupted,
+    #[error("a blocking task failed")]
+    TaskFailed,
+}
+
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Error + 'a {
+    move |source| Error::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Failure of [`BlobStore::write`]: the body stream's own error, or the store's.
+#[derive(Debug)]
+pub enum WriteError<E> {
+    Body(E),
+    Store(Error),
+}
+
+impl<E> From<Error> for WriteError<E> {
+    fn from(e: Error) -> Self {
+        WriteError::Store(e)
+    }
+}
+
+/// The blob directory tree under the data directory.
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    blobs: PathBuf,
+    tmp: PathBuf,
+    fsync: bool,
+}
+
+/// A blob written and published, not yet referenced by metadata. Dropping it deletes
+/// the blob unless [`PublishedBlob::keep`] was called after the metadata commit.
+#[derive(Debug)]
+pub struct PublishedBlob {
+    store: BlobStore,
+    id: Option<String>,
+    /// Bytes written.
+    pub size: u64,
+}
+
+impl PublishedBlob {
+    /// The blob's id.
+    pub fn id(&self) -> &str {
+        self.id.as_deref().unwrap_or_default()
+    }
+
+    /// Marks the blob as referenced: it survives this handle.
+    pub fn keep(mut self) -> String {
+        self.id.take().unwrap_or_default()
+    }
+}
+
+impl Drop for PublishedBlob {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            self.store.delete_later(vec![id]);
+        }
+    }
+}
+
+/// Deletes a staging file when the write that owns it does not finish.
+struct TmpGuard(Option<PathBuf>);
+
+impl Drop for TmpGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = fs::remove_file(p);
+        }
+    }
+}
+
+/// Sees every chunk of a blob as it is written (hashing), on the writing thread.
+pub trait Observer: Send + 'static {
+    /// Called with each chunk, in order.
+    fn observe(&mut self, data: &[u8]);
+}
+
+enum Chunk {
+    Data(Bytes),
+    End,
+}
+
+fn new_blob_id() -> String {
+    let v: u128 = rand::random();
+    format!("{v:032x}")
+}
+
+fn fsync_dir(path: &Path) -> Result<(), Error> {
+    File::open(path)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err("fsync dir", path))
+}
+
+impl BlobStore {
+    /// Opens (creating) the blob tree under `data_dir`. With `fsync` off, writes skip
+    /// fsync (for tests and benchmarks of the rest of the path only).
+    pub fn open(data_dir: &Path, fsync: bool) -> Result<BlobStore, Error> {
+        let blobs = data_dir.join("blobs");
+        let tmp = data_dir.join("tmp");
+        fs::create_dir_all(&tmp).map_err(io_err("create", &tmp))?;
+        for i in 0..=255u8 {
+            let d = blobs.join(format!("{i:02x}"));
+            if !d.is_dir() {
+                fs::create_dir_all(&d).map_err(io_err("create", &d))?;
+            }
+        }
+        if fsync {
+            fsync_dir(&blobs)?;
+            fsync_dir(data_dir)?;
+        }
+        Ok(BlobStore {
+            inner: Arc::new(Inner { blobs, tmp, fsync }),
+        })
+    }
+
+    fn blob_path(&self, id: &str) -> Result<PathBuf, Error> {
+        let valid = id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if !valid {
+            return Err(Error::InvalidBlobId(id.to_string()));
+        }
+        Ok(self.inner.blobs.join(&id[..2]).join(id))
+    }
+
+    /// Streams `body` into a new blob, feeding every chunk to `observe` (hashing) on
+    /// the writing thread. The blob is fsynced and published before this returns; the
+    /// caller commits metadata and then calls [`PublishedBlob::keep`].
+    pub async fn write<S, E, H>(
+        &self,
+        body: S,
+        max_size: u64,
+        observe: H,
+    ) -> Result<(PublishedBlob, H), WriteError<E>>
+    where
+        S: Stream<Item = Result<Bytes, E>>,
+        H: Observer,
+    {
+        let (tx, rx) = mpsc::channel::<Chunk>(8);
+        let store = self.clone();
+        let writer = tokio::task::spawn_blocking(move || store.write_blocking(rx, observe));
+        let mut body = std::pin::pin!(body);
+        let mut total: u64 = 0;
+        let mut failure = None;
+        while let Some(item) = body.next().await {
+            match item {
+                Ok(bytes) => {
+                    total += bytes.len() as u64;
+                    if total > max_size {
+                        failure = Some(WriteError::Store(Error::TooLarge));
+                        break;
+                    }
+                    if tx.send(Chunk::Data(bytes)).await.is_err() {
+                        break; // the writer failed; its error is returned below
+                    }
+                }
+                Err(e) => {
+                    failure = Some(WriteError::Body(e));
+                    break;
+                }
+            }
+        }
+        if failure.is_none() {
+            let _ = tx.send(Chunk::End).await;
+        }
+        drop(tx);
+        let written = writer.await.map_err(|_| Error::TaskFailed)?;
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(written?),
+        }
+    }
+
+    fn write_blocking<H: Observer>(
+        &self,
+        mut rx: mpsc::Receiver<Chunk>,
+        mut observe: H,
+    ) -> Result<(PublishedBlob, H), Error> {
+        let id = new_blob_id();
+        let tmp_path = self.inner.tmp.join(format!("{id}.tmp"));
+        let mut guard = TmpGuard(Some(tmp_path.clone()));
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp_path)
+            .map_err(io_err("create", &tmp_path))?;
+        let mut size = 0u64;
+        loop {
+            match rx.blocking_recv() {
+                Some(Chunk::Data(b)) => {
+                    observe.observe(&b);
+                    file.write_all(&b).map_err(io_err("write", &tmp_path))?;
+                    size += b.len() as u64;
+                }
+                Some(Chunk::End) => break,
+                // The request side went away without finishing: discard.
+                None => return Err(Error::Interrupted),
+            }
+        }
+        if self.inner.fsync {
+            file.sync_all().map_err(io_err("fsync", &tmp_path))?;
+        }
+        drop(file);
+        let dest = self.blob_path(&id)?;
+        fs::rename(&tmp_path, &dest).map_err(io_err("rename", &dest))?;
+        guard.0 = None;
+        let published = PublishedBlob {
+            store: self.clone(),
+            id: Some(id),
+            size,
+        };
+        if self.inner.fsync {
+            if let Some(parent) = dest.parent() {
+                fsync_dir(parent)?;
+            }
+        }
+        Ok((published, observe))
+    }
+
+    /// Opens the blobs of an object for reading, in order. `MissingBlob` means the
+    /// object was replaced between the metadata read and this open.
+    pub async fn open_blobs(&self, ids: Vec<String>) -> Result<Vec<Arc<File>>, Error> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || {
+            ids.iter()
+                .map(|id| {
+                    let path = store.blob_path(id)?;
+                    match File::open(&path) {
+                        Ok(f) => Ok(Arc::new(f)),
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                            Err(Error::MissingBlob(id.clone()))
+                        }
+                        Err(e) => Err(io_err("open", &path)(e)),
+                    }
+                })
+                .collect()
+        })
+        .await
+        .map_err(|_| Error::TaskFailed)?
+    }
+
+    /// Reads `len` bytes starting at `offset` of the concatenation of `files` (with the
+    /// given sizes) as a stream of chunks.
+    pub fn read_stream(
+        files: Vec<(Arc<File>, u64)>,
+        offset: u64,
+        len: u64,
+    ) -> impl Stream<Item = Result<Bytes, io::Error>> + Send + 'static {
+        const CHUNK: u64 = 256 * 1024;
+        // State: (segment index, offset within segment, bytes remaining).
+        let mut seg = 0usize;
+        let mut off = offset;
+        while seg < files.len() && off >= files[seg].1 && files[seg].1 > 0 {
+            off -= files[seg].1;
+            seg += 1;
+        }
+        futures_util::stream::unfold(
+            (files, seg, off, len),
+            |(files, mut seg, mut off, remaining)| async move {
+                if remaining == 0 {
+                    return None;
+                }
+                while seg < files.len() && off >= files[seg].1 {
+                    off -= files[seg].1;
+                    seg += 1;
+                }
+                let (file, size) = match files.get(seg) {
+                    Some((f, s)) => (f.clone(), *s),
+                    None => {
+                        let e = io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "object shorter than recorded",
+                        );
+                        return Some((Err(e), (files, seg, off, 0)));
+                    }
+                };
+                let want = CHUNK.min(remaining).min(size - off) as usize;
+                let read = tokio::task::spawn_blocking(move || {
+                    let mut buf = vec![0u8; want];
+                    file.read_exact_at(&mut buf, off).map(|()| buf)
+                })
+                .await;
+                match read {
+                    Ok(Ok(buf)) => {
+                        let n = buf.len() as u64;
+                        Some((Ok(Bytes::from(buf)), (files, seg, off + n, remaining - n)))
+                    }
+                    Ok(Err(e)) => Some((Err(e), (files, seg, off, 0))),
+                    Err(_) => Some((
+                        Err(io::Error::other("read task failed")),
+                        (files, seg, off, 0),
+                    )),
+                }
+            },
+        )
+    }
+
+    /// Deletes blobs in the background (best effort: a failure leaves an orphan that
+    /// the next startup removes).
+    pub fn delete_later(&self, ids: Vec<String>) {
+        if ids.is_empty() {
+            return;
+        }
+        let store = self.clone();
+        let run = move || {
+            for id in ids {
+                if let Ok(p) = store.blob_path(&id) {
+                    if let Err(e) = fs::remove_file(&p) {
+                        if e.kind() != io::ErrorKind::NotFound {
+                            tracing::warn!(blob = %id, error = %e, "could not delete blob");
+                        }
+                    }
+                }
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) => {
+                h.spawn_blocking(run);
+            }
+            Err(_) => run(),
+        }
+    }
+
+    /// Startup cleaning: empties `tmp/` and removes every blob not in `referenced`.
+    /// Returns (staging files removed, orphan blobs removed).
+    pub fn remove_orphans(&self, referenced: &HashSet<String>) -> Result<(usize, usize), Error> {
+        let mut tmp_removed = 0;
+        for entry in fs::read_dir(&self.inner.tmp).map_err(io_err("read dir", &self.inner.tmp))? {
+            let entry = entry.map_err(io_err("read dir", &self.inner.tmp))?;
+            let path = entry.path();
+            fs::remove_file(&path).map_err(io_err("remove", &path))?;
+            tmp_removed += 1;
+        }
+        let mut orphans = 0;
+        for shard in
+            fs::read_dir(&self.inner.blobs).map_err(io_err("read dir", &self.inner.blobs))?
+        {
+            let shard = shard.map_err(io_err("read dir", &self.inner.blobs))?.path();
+            if !shard.is_dir() {
+                continue;
+            }
+            for entry in fs::read_dir(&shard).map_err(io_err("read dir", &shard))? {
+                let path = entry.map_err(io_err("read dir", &shard))?.path();
+                let name = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or_default();
+                if !referenced.contains(name) {
+                    fs::remove_file(&path).map_err(io_err("remove", &path))?;
+                    orphans += 1;
+                }
+            }
+        }
+        Ok((tmp_removed, orphans))
+    }
+}
