@@ -138,6 +138,8 @@ pub struct Route {
     pub endpoint: Endpoint,
     pub bucket: Option<String>,
     pub key: Option<String>,
+    /// The bucket came from the Host header (virtual-host style).
+    pub virtual_host: bool,
 }
 
 /// Checks a bucket name against the S3 naming rules (3–63 chars of lowercase letters,
@@ -175,7 +177,7 @@ fn split_target(
     host: Option<&str>,
     domain: Option<&str>,
     raw_path: &str,
-) -> Result<(Option<String>, Option<String>), S3Error> {
+) -> Result<(Option<String>, Option<String>, bool), S3Error> {
     let path = percent_decode_str(raw_path)
         .decode_utf8()
         .map_err(|_| S3Error::msg(Code::InvalidArgument, "The path is not valid UTF-8"))?;
@@ -200,7 +202,7 @@ fn split_target(
         },
     };
     let key = (!key.is_empty()).then_some(key);
-    Ok((bucket, key))
+    Ok((bucket, key, vhost_bucket.is_some()))
 }
 
 /// Routes a request.
@@ -213,7 +215,7 @@ pub fn route(
     has_copy_source: bool,
     is_form_post: bool,
 ) -> Result<Route, S3Error> {
-    let (bucket, key) = split_target(host, domain, raw_path)?;
+    let (bucket, key, virtual_host) = split_target(host, domain, raw_path)?;
     if let Some(b) = &bucket {
         if !valid_bucket_name(b) {
             return Err(S3Error::new(Code::InvalidBucketName).detail("BucketName", b.clone()));
@@ -279,6 +281,7 @@ pub fn route(
         endpoint,
         bucket,
         key,
+        virtual_host,
     })
 }
 

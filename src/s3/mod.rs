@@ -114,6 +114,9 @@ fn error_response(e: &S3Error, resource: &str, request_id: &str, head: bool) -> 
     resp.unwrap_or_else(|_| Response::new(Body::empty()))
 }
 
+/// Largest header section accepted, as in S3 (8 KiB, user metadata included).
+const MAX_HEADER_BYTES: usize = 8 * 1024;
+
 type Outcome = Result<(Response<Body>, &'static str), (S3Error, &'static str)>;
 
 async fn dispatch(
@@ -122,6 +125,21 @@ async fn dispatch(
     parts: http::request::Parts,
     body: Body,
 ) -> Outcome {
+    let header_bytes: usize = parts
+        .headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        return Err((
+            S3Error::msg(
+                Code::RequestHeaderSectionTooLarge,
+                "Your request header section exceeds the maximum allowed size.",
+            )
+            .detail("MaxSizeAllowed", MAX_HEADER_BYTES.to_string()),
+            "Unknown",
+        ));
+    }
     let raw_query = parts.uri.query().unwrap_or("").to_string();
     let query = Query::parse(&raw_query);
     let host = parts
@@ -154,13 +172,19 @@ async fn dispatch(
         None
     } else {
         let secrets: &dyn SecretLookup = app.credentials.as_ref();
-        let v = auth::verify(
+        let v2_prefix = route
+            .bucket
+            .as_ref()
+            .filter(|_| route.virtual_host)
+            .map(|b| format!("/{b}"));
+        let v = auth::verify_with_v2_prefix(
             &parts.method,
             parts.uri.path(),
             &raw_query,
             &parts.headers,
             secrets,
             std::time::SystemTime::now(),
+            v2_prefix.as_deref(),
         )
         .map_err(|e| (body::auth_error(e), op))?;
         Some(v)
