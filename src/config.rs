@@ -22,6 +22,7 @@ pub enum Error {
 /// All settings. Every field has a default, so an empty file is a valid config.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[derive(Default)]
 pub struct Settings {
     pub server: ServerSettings,
     pub storage: StorageSettings,
@@ -102,17 +103,6 @@ impl Default for S3Settings {
             min_part_size: 5 * 1024 * 1024,
             abandoned_upload_age_secs: 7 * 24 * 3600,
             upload_gc_interval_secs: 3600,
-        }
-    }
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            server: ServerSettings::default(),
-            storage: StorageSettings::default(),
-            s3: S3Settings::default(),
-            auth: AuthSettings::default(),
         }
     }
 }

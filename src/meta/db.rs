@@ -122,12 +122,18 @@ impl Db {
             });
             (ok, reply)
         });
-        let sender = self.writer.clone();
-        // `send` blocks only when 4096 writes are queued; do that off the async workers.
-        tokio::task::spawn_blocking(move || sender.send(job))
-            .await
-            .map_err(|_| Error::WriterGone)?
-            .map_err(|_| Error::WriterGone)?;
+        match self.writer.try_send(job) {
+            Ok(()) => {}
+            Err(std::sync::mpsc::TrySendError::Full(job)) => {
+                // 4096 writes are queued: wait for room off the async workers.
+                let sender = self.writer.clone();
+                tokio::task::spawn_blocking(move || sender.send(job))
+                    .await
+                    .map_err(|_| Error::WriterGone)?
+                    .map_err(|_| Error::WriterGone)?;
+            }
+            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => return Err(Error::WriterGone),
+        }
         rx.await.map_err(|_| Error::WriterGone)?
     }
 

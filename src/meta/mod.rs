@@ -12,7 +12,7 @@ mod types;
 
 pub use buckets::Bucket;
 pub use db::Db;
-pub use multipart::{CompletePart, PartRow, Upload, UploadList, UploadListing};
+pub use multipart::{CompletePart, CompleteRequest, PartRow, Upload, UploadList, UploadListing};
 pub use objects::{DeleteOutcome, ListEntry, ListParams, Listing, WriteCondition};
 pub use types::{
     Checksum, ChecksumAlgorithm, ChecksumType, ObjectHeaders, ObjectMeta, Segment, Tags,

@@ -41,6 +41,19 @@ pub struct CompletePart {
     pub etag: String,
 }
 
+/// What CompleteMultipartUpload asks for.
+#[derive(Debug, Clone)]
+pub struct CompleteRequest {
+    pub bucket: String,
+    pub key: String,
+    pub upload_id: String,
+    /// The parts named in the request, in request order.
+    pub parts: Vec<CompletePart>,
+    /// Smallest allowed size of every part but the last.
+    pub min_part_size: u64,
+    pub cond: WriteCondition,
+}
+
 /// Parameters of ListMultipartUploads.
 #[derive(Debug, Clone, Default)]
 pub struct UploadList {
@@ -196,17 +209,20 @@ impl Db {
     /// replaced object's and the parts left out).
     pub async fn complete_upload<F>(
         &self,
-        bucket: String,
-        key: String,
-        upload_id: String,
-        requested: Vec<CompletePart>,
-        min_part_size: u64,
-        cond: WriteCondition,
+        req: CompleteRequest,
         build: F,
     ) -> Result<(ObjectMeta, Vec<String>), Error>
     where
         F: FnOnce(&Upload, &[PartRow]) -> Result<ObjectMeta, Error> + Send + 'static,
     {
+        let CompleteRequest {
+            bucket,
+            key,
+            upload_id,
+            parts: requested,
+            min_part_size,
+            cond,
+        } = req;
         self.write(move |conn| {
             let (bucket_id, upload) = upload_in(conn, &bucket, &key, &upload_id)?;
             let stored = parts_of(conn, &upload_id)?;
@@ -315,18 +331,18 @@ impl Db {
                         }
                     }
                 }
-                if let Some(d) = delimiter {
-                    if let Some(idx) = up.key[p.prefix.len()..].find(d) {
-                        let cp = up.key[..p.prefix.len() + idx + d.len()].to_string();
-                        if out.common_prefixes.last() != Some(&cp) {
-                            if out.uploads.len() + out.common_prefixes.len() >= p.max_uploads {
-                                out.is_truncated = true;
-                                break;
-                            }
-                            out.common_prefixes.push(cp);
+                if let Some(d) = delimiter
+                    && let Some(idx) = up.key[p.prefix.len()..].find(d)
+                {
+                    let cp = up.key[..p.prefix.len() + idx + d.len()].to_string();
+                    if out.common_prefixes.last() != Some(&cp) {
+                        if out.uploads.len() + out.common_prefixes.len() >= p.max_uploads {
+                            out.is_truncated = true;
+                            break;
                         }
-                        continue;
+                        out.common_prefixes.push(cp);
                     }
+                    continue;
                 }
                 if out.uploads.len() + out.common_prefixes.len() >= p.max_uploads {
                     out.is_truncated = true;

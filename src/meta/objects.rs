@@ -182,25 +182,25 @@ fn list_in(conn: &Connection, bucket_id: i64, p: &ListParams) -> Result<Listing,
             if !key.starts_with(&p.prefix) {
                 break 'scan;
             }
-            if let Some(d) = delimiter {
-                if let Some(idx) = key[p.prefix.len()..].find(d) {
-                    let cp = &key[..p.prefix.len() + idx + d.len()];
-                    let already_passed = p.after.as_deref().is_some_and(|a| cp <= a);
-                    if !already_passed {
-                        if out.entries.len() + out.common_prefixes.len() >= p.max_keys {
-                            out.is_truncated = true;
-                            break 'scan;
-                        }
-                        out.common_prefixes.push(cp.to_string());
-                        out.last = Some(cp.to_string());
+            if let Some(d) = delimiter
+                && let Some(idx) = key[p.prefix.len()..].find(d)
+            {
+                let cp = &key[..p.prefix.len() + idx + d.len()];
+                let already_passed = p.after.as_deref().is_some_and(|a| cp <= a);
+                if !already_passed {
+                    if out.entries.len() + out.common_prefixes.len() >= p.max_keys {
+                        out.is_truncated = true;
+                        break 'scan;
                     }
-                    match prefix_successor(cp) {
-                        Some(next) => {
-                            reseek = Some(next);
-                            break;
-                        }
-                        None => break 'scan,
+                    out.common_prefixes.push(cp.to_string());
+                    out.last = Some(cp.to_string());
+                }
+                match prefix_successor(cp) {
+                    Some(next) => {
+                        reseek = Some(next);
+                        break;
                     }
+                    None => break 'scan,
                 }
             }
             if out.entries.len() + out.common_prefixes.len() >= p.max_keys {

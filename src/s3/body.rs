@@ -47,14 +47,11 @@ fn wire_stream(body: Body) -> impl Stream<Item = Result<Bytes, S3Error>> + Send 
         .map(|r| r.map_err(|_| S3Error::new(Code::IncompleteBody)))
 }
 
+/// A request payload as a stream of verified-so-far bytes.
+pub type PayloadStream = std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, S3Error>> + Send>>;
+
 /// The payload of a request as a stream, plus what to verify after it ends.
-pub fn payload(
-    ctx: &Ctx,
-    body: Body,
-) -> (
-    std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, S3Error>> + Send>>,
-    PayloadCheck,
-) {
+pub fn payload(ctx: &Ctx, body: Body) -> (PayloadStream, PayloadCheck) {
     match ctx.verified.as_ref().map(|v| &v.payload) {
         Some(PayloadMode::Sha256(h)) => (
             Box::pin(wire_stream(body)),

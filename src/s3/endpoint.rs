@@ -216,15 +216,15 @@ pub fn route(
     is_form_post: bool,
 ) -> Result<Route, S3Error> {
     let (bucket, key, virtual_host) = split_target(host, domain, raw_path)?;
-    if let Some(b) = &bucket {
-        if !valid_bucket_name(b) {
-            return Err(S3Error::new(Code::InvalidBucketName).detail("BucketName", b.clone()));
-        }
+    if let Some(b) = &bucket
+        && !valid_bucket_name(b)
+    {
+        return Err(S3Error::new(Code::InvalidBucketName).detail("BucketName", b.clone()));
     }
-    if let Some(k) = &key {
-        if k.len() > MAX_KEY_LEN {
-            return Err(S3Error::new(Code::KeyTooLongError));
-        }
+    if let Some(k) = &key
+        && k.len() > MAX_KEY_LEN
+    {
+        return Err(S3Error::new(Code::KeyTooLongError));
     }
     let q = |n: &str| query.has(n);
     use Endpoint as E;
@@ -346,7 +346,15 @@ mod tests {
     #[test]
     fn table() {
         use Endpoint as E;
-        let cases: &[(Method, &str, &str, E, Option<&str>, Option<&str>)] = &[
+        type Case<'a> = (
+            Method,
+            &'a str,
+            &'a str,
+            E,
+            Option<&'a str>,
+            Option<&'a str>,
+        );
+        let cases: &[Case] = &[
             (
                 Method::GET,
                 "localhost:9000",

@@ -38,17 +38,17 @@ pub fn parse(value: &str) -> Option<RangeSpec> {
     }
 }
 
-/// Resolves a range against an object size: `Ok((start, len))`, or `Err(())` when the
+/// Resolves a range against an object size: `Some((start, len))`, or `None` when the
 /// range is not satisfiable (416 InvalidRange).
-pub fn resolve(spec: RangeSpec, size: u64) -> Result<(u64, u64), ()> {
+pub fn resolve(spec: RangeSpec, size: u64) -> Option<(u64, u64)> {
     match spec {
-        RangeSpec::FromTo(a, b) if a < size => Ok((a, b.min(size - 1) - a + 1)),
-        RangeSpec::From(a) if a < size => Ok((a, size - a)),
+        RangeSpec::FromTo(a, b) if a < size => Some((a, b.min(size - 1) - a + 1)),
+        RangeSpec::From(a) if a < size => Some((a, size - a)),
         RangeSpec::Suffix(n) if n > 0 && size > 0 => {
             let n = n.min(size);
-            Ok((size - n, n))
+            Some((size - n, n))
         }
-        _ => Err(()),
+        _ => None,
     }
 }
 
@@ -67,21 +67,19 @@ mod tests {
         assert_eq!(parse("items=0-1"), None);
         assert_eq!(parse("bytes=-"), None);
         assert_eq!(parse("bytes=+1-2"), None);
-        assert_eq!(resolve(RangeSpec::FromTo(0, 99), 10), Ok((0, 10)));
-        assert_eq!(resolve(RangeSpec::FromTo(10, 20), 10), Err(()));
-        assert_eq!(resolve(RangeSpec::From(9), 10), Ok((9, 1)));
-        assert_eq!(resolve(RangeSpec::Suffix(30), 10), Ok((0, 10)));
-        assert_eq!(resolve(RangeSpec::Suffix(0), 10), Err(()));
-        assert_eq!(resolve(RangeSpec::From(0), 0), Err(()));
+        assert_eq!(resolve(RangeSpec::FromTo(0, 99), 10), Some((0, 10)));
+        assert_eq!(resolve(RangeSpec::FromTo(10, 20), 10), None);
+        assert_eq!(resolve(RangeSpec::From(9), 10), Some((9, 1)));
+        assert_eq!(resolve(RangeSpec::Suffix(30), 10), Some((0, 10)));
+        assert_eq!(resolve(RangeSpec::Suffix(0), 10), None);
+        assert_eq!(resolve(RangeSpec::From(0), 0), None);
     }
 
     proptest! {
         #[test]
         fn never_panics_and_stays_in_bounds(s in ".{0,40}", size in 0u64..1_000_000) {
-            if let Some(spec) = parse(&s) {
-                if let Ok((start, len)) = resolve(spec, size) {
-                    prop_assert!(len > 0 && start + len <= size);
-                }
+            if let Some((start, len)) = parse(&s).and_then(|spec| resolve(spec, size)) {
+                prop_assert!(len > 0 && start + len <= size);
             }
         }
     }

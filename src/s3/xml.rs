@@ -498,4 +498,26 @@ mod tests {
         assert!(from_xml::<Delete>(b"<Delete><Object>").is_err());
         assert!(from_xml::<CompleteMultipartUpload>(b"not xml").is_err());
     }
+
+    mod fuzz {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn request_parsers_never_panic(body in proptest::collection::vec(any::<u8>(), 0..512)) {
+                let _ = from_xml::<Delete>(&body);
+                let _ = from_xml::<CompleteMultipartUpload>(&body);
+                let _ = from_xml::<Tagging>(&body);
+                let _ = from_xml::<CreateBucketConfiguration>(&body);
+            }
+
+            #[test]
+            fn xmlish_input_never_panics(s in "(<[A-Za-z]{0,8}>|</[A-Za-z]{0,8}>|[a-z0-9&;\"]{0,6}){0,30}") {
+                let _ = from_xml::<Delete>(s.as_bytes());
+                let _ = from_xml::<CompleteMultipartUpload>(s.as_bytes());
+                let _ = from_xml::<Tagging>(s.as_bytes());
+            }
+        }
+    }
 }

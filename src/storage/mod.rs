@@ -255,10 +255,10 @@ impl BlobStore {
             id: Some(id),
             size,
         };
-        if self.inner.fsync {
-            if let Some(parent) = dest.parent() {
-                fsync_dir(parent)?;
-            }
+        if self.inner.fsync
+            && let Some(parent) = dest.parent()
+        {
+            fsync_dir(parent)?;
         }
         Ok((published, observe))
     }
@@ -350,12 +350,11 @@ impl BlobStore {
         let store = self.clone();
         let run = move || {
             for id in ids {
-                if let Ok(p) = store.blob_path(&id) {
-                    if let Err(e) = fs::remove_file(&p) {
-                        if e.kind() != io::ErrorKind::NotFound {
-                            tracing::warn!(blob = %id, error = %e, "could not delete blob");
-                        }
-                    }
+                if let Ok(p) = store.blob_path(&id)
+                    && let Err(e) = fs::remove_file(&p)
+                    && e.kind() != io::ErrorKind::NotFound
+                {
+                    tracing::warn!(blob = %id, error = %e, "could not delete blob");
                 }
             }
         };

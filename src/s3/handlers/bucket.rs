@@ -47,15 +47,15 @@ pub async fn create_bucket(ctx: Ctx, body: Body) -> Result<Response<Body>, S3Err
     let region = ctx.app.settings.s3.region.clone();
     if !bytes.iter().all(u8::is_ascii_whitespace) {
         let conf: CreateBucketConfiguration = xml::from_xml(&bytes)?;
-        if let Some(lc) = conf.LocationConstraint.filter(|l| !l.is_empty()) {
-            if lc != region {
-                return Err(S3Error::msg(
+        if let Some(lc) = conf.LocationConstraint.filter(|l| !l.is_empty())
+            && lc != region
+        {
+            return Err(S3Error::msg(
                     Code::InvalidArgument,
                     format!("The specified location-constraint is not valid: this server's region is {region}"),
                 )
                 .detail("ArgumentName", "LocationConstraint")
                 .detail("ArgumentValue", lc));
-            }
         }
     }
     ctx.app.db.create_bucket(name.clone(), region).await?;

@@ -177,22 +177,26 @@ pub fn content_md5(ctx: &Ctx) -> Result<Option<[u8; 16]>, S3Error> {
 /// Streams the request payload into a new blob and verifies every digest.
 pub async fn ingest(ctx: &Ctx, body: Body, want: &ChecksumRequest) -> Result<Ingested, S3Error> {
     let md5 = content_md5(ctx)?;
-    if let Some(v) = ctx.header("content-length") {
-        if v.trim().parse::<u64>().is_err() {
+    match ctx.header("content-length") {
+        Some(v) if v.trim().parse::<u64>().is_err() => {
             return Err(S3Error::msg(
                 Code::InvalidArgument,
                 "invalid Content-Length",
             ));
         }
+        // S3 needs the length up front (aws-chunked bodies give the decoded length).
+        None if ctx.header("x-amz-decoded-content-length").is_none() => {
+            return Err(S3Error::new(Code::MissingContentLength));
+        }
+        _ => {}
     }
     if let Some(len) = ctx
         .header("x-amz-decoded-content-length")
         .or_else(|| ctx.header("content-length"))
         .and_then(|v| v.trim().parse::<u64>().ok())
+        && len > ctx.app.settings.s3.max_object_size
     {
-        if len > ctx.app.settings.s3.max_object_size {
-            return Err(S3Error::new(Code::EntityTooLarge));
-        }
+        return Err(S3Error::new(Code::EntityTooLarge));
     }
     let (stream, check) = body::payload(ctx, body);
     ingest_stream(ctx, stream, check, md5, want).await
@@ -237,15 +241,15 @@ pub fn verify_digests(
     md5: Option<[u8; 16]>,
     want: &ChecksumRequest,
 ) -> Result<Option<(ChecksumAlgorithm, String)>, S3Error> {
-    if let (Some(expected), Some(got)) = (check.sha256, d.payload_sha256) {
-        if expected != got {
-            return Err(S3Error::new(Code::XAmzContentSHA256Mismatch));
-        }
+    if let (Some(expected), Some(got)) = (check.sha256, d.payload_sha256)
+        && expected != got
+    {
+        return Err(S3Error::new(Code::XAmzContentSHA256Mismatch));
     }
-    if let Some(m) = md5 {
-        if m != d.md5 {
-            return Err(S3Error::new(Code::BadDigest));
-        }
+    if let Some(m) = md5
+        && m != d.md5
+    {
+        return Err(S3Error::new(Code::BadDigest));
     }
     let expected = match &want.value {
         Some(v) => Some(v.clone()),

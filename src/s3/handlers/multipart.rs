@@ -14,8 +14,8 @@ use super::ingest;
 use super::object::{check_copy_preconditions, copy_bytes, copy_source, write_condition};
 use super::{MAX_XML_BODY, empty, iso8601, owner, url_encode, xml_response};
 use crate::meta::{
-    Checksum, ChecksumAlgorithm, ChecksumType, CompletePart, ObjectMeta, PartRow, Segment, Upload,
-    UploadList, now_millis,
+    Checksum, ChecksumAlgorithm, ChecksumType, CompletePart, CompleteRequest, ObjectMeta, PartRow,
+    Segment, Upload, UploadList, now_millis,
 };
 
 fn upload_id(ctx: &Ctx) -> Result<String, S3Error> {
@@ -355,21 +355,23 @@ pub async fn complete(ctx: Ctx, body: Body) -> Result<Response<Body>, S3Error> {
         .app
         .db
         .complete_upload(
-            bucket.clone(),
-            key.clone(),
-            id,
-            requested,
-            ctx.app.settings.s3.min_part_size,
-            cond,
+            CompleteRequest {
+                bucket: bucket.clone(),
+                key: key.clone(),
+                upload_id: id,
+                parts: requested,
+                min_part_size: ctx.app.settings.s3.min_part_size,
+                cond,
+            },
             move |upload, parts| {
                 for (p, g) in parts.iter().zip(&given) {
-                    if let Some((a, v)) = g {
-                        if decode_part_checksum(&p.checksum).as_ref() != Some(&(*a, v.clone())) {
-                            return Err(crate::meta::Error::InvalidPart(format!(
-                                "part {} checksum does not match",
-                                p.part_number
-                            )));
-                        }
+                    if let Some((a, v)) = g
+                        && decode_part_checksum(&p.checksum).as_ref() != Some(&(*a, v.clone()))
+                    {
+                        return Err(crate::meta::Error::InvalidPart(format!(
+                            "part {} checksum does not match",
+                            p.part_number
+                        )));
                     }
                 }
                 build_object(&key2, upload, parts, full_object)

@@ -156,21 +156,21 @@ fn check_read_preconditions(ctx: &Ctx, obj: &ObjectMeta) -> Result<(), S3Error> 
         if !etag_matches(v) {
             return Err(S3Error::new(Code::PreconditionFailed).detail("Condition", "If-Match"));
         }
-    } else if let Some(t) = ctx.header("if-unmodified-since").and_then(parse_http_date) {
-        if modified_secs > t {
-            return Err(
-                S3Error::new(Code::PreconditionFailed).detail("Condition", "If-Unmodified-Since")
-            );
-        }
+    } else if let Some(t) = ctx.header("if-unmodified-since").and_then(parse_http_date)
+        && modified_secs > t
+    {
+        return Err(
+            S3Error::new(Code::PreconditionFailed).detail("Condition", "If-Unmodified-Since")
+        );
     }
     if let Some(v) = ctx.header("if-none-match") {
         if etag_matches(v) {
             return Err(not_modified());
         }
-    } else if let Some(t) = ctx.header("if-modified-since").and_then(parse_http_date) {
-        if modified_secs <= t {
-            return Err(not_modified());
-        }
+    } else if let Some(t) = ctx.header("if-modified-since").and_then(parse_http_date)
+        && modified_secs <= t
+    {
+        return Err(not_modified());
     }
     Ok(())
 }
@@ -256,8 +256,8 @@ pub async fn get_object(ctx: Ctx, head: bool) -> Result<Response<Body>, S3Error>
             }
         }
         (None, Some(spec)) => match range::resolve(spec, obj.size) {
-            Ok((s, l)) => (s, l, true),
-            Err(()) => {
+            Some((s, l)) => (s, l, true),
+            None => {
                 return Err(S3Error::new(Code::InvalidRange)
                     .detail("RangeRequested", ctx.header("range").unwrap_or_default())
                     .detail("ActualObjectSize", obj.size.to_string())
@@ -333,15 +333,15 @@ pub async fn get_object(ctx: Ctx, head: bool) -> Result<Response<Body>, S3Error>
             b = b.header(format!("x-amz-meta-{name}"), v);
         }
     }
-    if let Some(tags) = &obj.tags {
-        if !tags.is_empty() {
-            b = b.header("x-amz-tagging-count", tags.len());
-        }
+    if let Some(tags) = &obj.tags
+        && !tags.is_empty()
+    {
+        b = b.header("x-amz-tagging-count", tags.len());
     }
-    if let Some(n) = obj.parts_count {
-        if part_number.is_some() || head {
-            b = b.header("x-amz-mp-parts-count", n);
-        }
+    if let Some(n) = obj.parts_count
+        && (part_number.is_some() || head)
+    {
+        b = b.header("x-amz-mp-parts-count", n);
     }
     let checksum_mode = ctx
         .header("x-amz-checksum-mode")
@@ -415,10 +415,9 @@ pub fn check_copy_preconditions(ctx: &Ctx, src: &ObjectMeta) -> Result<(), S3Err
     } else if let Some(t) = ctx
         .header("x-amz-copy-source-if-unmodified-since")
         .and_then(parse_http_date)
+        && secs > t
     {
-        if secs > t {
-            return Err(fail("x-amz-copy-source-If-Unmodified-Since"));
-        }
+        return Err(fail("x-amz-copy-source-If-Unmodified-Since"));
     }
     if let Some(v) = ctx.header("x-amz-copy-source-if-none-match") {
         if matches(v) {
@@ -427,10 +426,9 @@ pub fn check_copy_preconditions(ctx: &Ctx, src: &ObjectMeta) -> Result<(), S3Err
     } else if let Some(t) = ctx
         .header("x-amz-copy-source-if-modified-since")
         .and_then(parse_http_date)
+        && secs <= t
     {
-        if secs <= t {
-            return Err(fail("x-amz-copy-source-If-Modified-Since"));
-        }
+        return Err(fail("x-amz-copy-source-If-Modified-Since"));
     }
     Ok(())
 }
