@@ -20,9 +20,8 @@ pub enum Error {
 }
 
 /// All settings. Every field has a default, so an empty file is a valid config.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-#[derive(Default)]
 pub struct Settings {
     pub server: ServerSettings,
     pub storage: StorageSettings,

@@ -92,6 +92,16 @@ fn empty(status: StatusCode) -> Result<Response<Body>, S3Error> {
         .map_err(S3Error::internal)
 }
 
+/// Runs a metadata commit and the blob bookkeeping that goes with it to completion even
+/// if the client goes away meanwhile. Once a commit is queued it may land, so the step
+/// that keeps (or releases) the blobs it references must not be cancelled halfway:
+/// dropping it between the commit and `keep()` would delete a committed object's bytes.
+async fn uncancellable<T: Send + 'static>(
+    f: impl Future<Output = Result<T, S3Error>> + Send + 'static,
+) -> Result<T, S3Error> {
+    tokio::spawn(f).await.map_err(S3Error::internal)?
+}
+
 /// Formats Unix milliseconds as ISO 8601 with milliseconds, as S3 XML does.
 pub fn iso8601(ms: i64) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)

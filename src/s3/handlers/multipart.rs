@@ -12,7 +12,7 @@ use super::super::range;
 use super::super::xml::{self, *};
 use super::ingest;
 use super::object::{check_copy_preconditions, copy_bytes, copy_source, write_condition};
-use super::{MAX_XML_BODY, empty, iso8601, owner, url_encode, xml_response};
+use super::{MAX_XML_BODY, empty, iso8601, owner, uncancellable, url_encode, xml_response};
 use crate::meta::{
     Checksum, ChecksumAlgorithm, ChecksumType, CompletePart, CompleteRequest, ObjectMeta, PartRow,
     Segment, Upload, UploadList, now_millis,
@@ -154,27 +154,24 @@ async fn record_part(
     checksum: Option<(ChecksumAlgorithm, String)>,
 ) -> Result<i64, S3Error> {
     let last_modified = now_millis();
-    let old = ctx
-        .app
-        .db
-        .put_part(
-            bucket,
-            key,
-            id,
-            PartRow {
-                part_number: n,
-                blob: blob.id().to_string(),
-                size: blob.size,
-                etag,
-                last_modified,
-                checksum: encode_part_checksum(&checksum),
-            },
-        )
-        .await?;
-    blob.keep();
-    if let Some(old) = old {
-        ctx.app.blobs.delete_later(vec![old]);
-    }
+    let app = ctx.app.clone();
+    uncancellable(async move {
+        let part = PartRow {
+            part_number: n,
+            blob: blob.id().to_string(),
+            size: blob.size,
+            etag,
+            last_modified,
+            checksum: encode_part_checksum(&checksum),
+        };
+        let old = app.db.put_part(bucket, key, id, part).await?;
+        blob.keep();
+        if let Some(old) = old {
+            app.blobs.delete_later(vec![old]);
+        }
+        Ok(())
+    })
+    .await?;
     Ok(last_modified)
 }
 
@@ -351,34 +348,34 @@ pub async fn complete(ctx: Ctx, body: Body) -> Result<Response<Body>, S3Error> {
         })
         .collect();
     let key2 = key.clone();
-    let (obj, stale) = ctx
-        .app
-        .db
-        .complete_upload(
-            CompleteRequest {
-                bucket: bucket.clone(),
-                key: key.clone(),
-                upload_id: id,
-                parts: requested,
-                min_part_size: ctx.app.settings.s3.min_part_size,
-                cond,
-            },
-            move |upload, parts| {
-                for (p, g) in parts.iter().zip(&given) {
-                    if let Some((a, v)) = g
-                        && decode_part_checksum(&p.checksum).as_ref() != Some(&(*a, v.clone()))
-                    {
-                        return Err(crate::meta::Error::InvalidPart(format!(
-                            "part {} checksum does not match",
-                            p.part_number
-                        )));
-                    }
-                }
-                build_object(&key2, upload, parts, full_object)
-            },
-        )
-        .await?;
-    ctx.app.blobs.delete_later(stale);
+    let app = ctx.app.clone();
+    let req = CompleteRequest {
+        bucket: bucket.clone(),
+        key: key.clone(),
+        upload_id: id,
+        parts: requested,
+        min_part_size: ctx.app.settings.s3.min_part_size,
+        cond,
+    };
+    let build = move |upload: &crate::meta::Upload, parts: &[PartRow]| {
+        for (p, g) in parts.iter().zip(&given) {
+            if let Some((a, v)) = g
+                && decode_part_checksum(&p.checksum).as_ref() != Some(&(*a, v.clone()))
+            {
+                return Err(crate::meta::Error::InvalidPart(format!(
+                    "part {} checksum does not match",
+                    p.part_number
+                )));
+            }
+        }
+        build_object(&key2, upload, parts, full_object)
+    };
+    let obj = uncancellable(async move {
+        let (obj, stale) = app.db.complete_upload(req, build).await?;
+        app.blobs.delete_later(stale);
+        Ok(obj)
+    })
+    .await?;
     let mut resp = xml_response(
         &CompleteMultipartUploadResult {
             xmlns: xml::NS,

@@ -12,7 +12,9 @@ use super::super::error::{Code, S3Error};
 use super::super::range;
 use super::super::xml::{self, CopyObjectResult, Tag, TagSet, Tagging};
 use super::ingest;
-use super::{MAX_XML_BODY, empty, http_date, iso8601, parse_http_date, xml_response};
+use super::{
+    MAX_XML_BODY, empty, http_date, iso8601, parse_http_date, uncancellable, xml_response,
+};
 use crate::meta::{
     Checksum, ChecksumType, ObjectHeaders, ObjectMeta, Segment, WriteCondition, now_millis,
 };
@@ -74,14 +76,19 @@ pub async fn commit_object(
     blob: Option<PublishedBlob>,
     cond: WriteCondition,
 ) -> Result<(), S3Error> {
-    let new_blobs: Vec<String> = obj.segments.iter().map(|s| s.blob.clone()).collect();
-    let old = ctx.app.db.put_object(bucket.to_string(), obj, cond).await?;
-    if let Some(b) = blob {
-        b.keep();
-    }
-    let stale: Vec<String> = old.into_iter().filter(|b| !new_blobs.contains(b)).collect();
-    ctx.app.blobs.delete_later(stale);
-    Ok(())
+    let app = ctx.app.clone();
+    let bucket = bucket.to_string();
+    uncancellable(async move {
+        let new_blobs: Vec<String> = obj.segments.iter().map(|s| s.blob.clone()).collect();
+        let old = app.db.put_object(bucket, obj, cond).await?;
+        if let Some(b) = blob {
+            b.keep();
+        }
+        let stale: Vec<String> = old.into_iter().filter(|b| !new_blobs.contains(b)).collect();
+        app.blobs.delete_later(stale);
+        Ok(())
+    })
+    .await
 }
 
 fn checksum_headers(
