@@ -22,6 +22,7 @@ pub enum Code {
     InvalidDigest,
     InvalidPart,
     InvalidPartOrder,
+    InvalidPolicyDocument,
     InvalidRange,
     InvalidRequest,
     InvalidStorageClass,
@@ -30,6 +31,7 @@ pub enum Code {
     MalformedPOSTRequest,
     MalformedXML,
     MaxMessageLengthExceeded,
+    MaxPostPreDataLengthExceededError,
     MetadataTooLarge,
     MethodNotAllowed,
     MissingContentLength,
@@ -72,6 +74,7 @@ impl Code {
             Code::InvalidDigest => "InvalidDigest",
             Code::InvalidPart => "InvalidPart",
             Code::InvalidPartOrder => "InvalidPartOrder",
+            Code::InvalidPolicyDocument => "InvalidPolicyDocument",
             Code::InvalidRange => "InvalidRange",
             Code::InvalidRequest => "InvalidRequest",
             Code::InvalidStorageClass => "InvalidStorageClass",
@@ -80,6 +83,7 @@ impl Code {
             Code::MalformedPOSTRequest => "MalformedPOSTRequest",
             Code::MalformedXML => "MalformedXML",
             Code::MaxMessageLengthExceeded => "MaxMessageLengthExceeded",
+            Code::MaxPostPreDataLengthExceededError => "MaxPostPreDataLengthExceededError",
             Code::MetadataTooLarge => "MetadataTooLarge",
             Code::MethodNotAllowed => "MethodNotAllowed",
             Code::MissingContentLength => "MissingContentLength",
@@ -122,6 +126,7 @@ impl Code {
             | Code::InvalidDigest
             | Code::InvalidPart
             | Code::InvalidPartOrder
+            | Code::InvalidPolicyDocument
             | Code::InvalidRequest
             | Code::InvalidStorageClass
             | Code::InvalidTag
@@ -129,6 +134,7 @@ impl Code {
             | Code::MalformedPOSTRequest
             | Code::MalformedXML
             | Code::MaxMessageLengthExceeded
+            | Code::MaxPostPreDataLengthExceededError
             | Code::MetadataTooLarge
             | Code::RequestHeaderSectionTooLarge
             | Code::XAmzContentSHA256Mismatch => StatusCode::BAD_REQUEST,
@@ -182,8 +188,17 @@ impl Code {
             Code::InvalidPartOrder => {
                 "The list of parts was not in ascending order. Parts must be ordered by part number."
             }
+            Code::InvalidPolicyDocument => {
+                "The content of the form does not meet the conditions specified in the policy document."
+            }
             Code::InvalidRange => "The requested range is not satisfiable",
             Code::KeyTooLongError => "Your key is too long",
+            Code::MalformedPOSTRequest => {
+                "The body of your POST request is not well-formed multipart/form-data."
+            }
+            Code::MaxPostPreDataLengthExceededError => {
+                "Your POST request fields preceding the upload file were too large."
+            }
             Code::MalformedXML => {
                 "The XML you provided was not well-formed or did not validate against our published schema"
             }
@@ -231,7 +246,6 @@ impl Code {
             | Code::InvalidRequest
             | Code::InvalidStorageClass
             | Code::InvalidTag
-            | Code::MalformedPOSTRequest
             | Code::MaxMessageLengthExceeded
             | Code::RequestHeaderSectionTooLarge => "The request is invalid.",
         }

@@ -6,6 +6,7 @@ pub mod body;
 pub mod checksum;
 pub mod endpoint;
 pub mod error;
+pub mod form;
 mod handlers;
 pub mod range;
 pub mod xml;

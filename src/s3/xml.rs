@@ -315,6 +315,15 @@ pub struct CopyObjectResult {
 }
 }
 
+/// PostObject response with `success_action_status=201` (no namespace, as S3 sends it).
+#[derive(Debug, Serialize)]
+pub struct PostResponse {
+    pub Location: String,
+    pub Bucket: String,
+    pub Key: String,
+    pub ETag: String,
+}
+
 /// UploadPartCopy response.
 #[derive(Debug, Serialize)]
 pub struct CopyPartResult {
@@ -478,6 +487,20 @@ mod tests {
         assert_eq!(
             quick_xml::se::to_string(&d).unwrap(),
             "<DeletedEntry><Key>a&lt;&amp;&gt;b</Key></DeletedEntry>"
+        );
+    }
+
+    #[test]
+    fn golden_post_response() {
+        let doc = PostResponse {
+            Location: "http://h/b/a%20b".into(),
+            Bucket: "b".into(),
+            Key: "a b".into(),
+            ETag: "\"e\"".into(),
+        };
+        assert_eq!(
+            to_xml(&doc).unwrap(),
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<PostResponse><Location>http://h/b/a%20b</Location><Bucket>b</Bucket><Key>a b</Key><ETag>\"e\"</ETag></PostResponse>"
         );
     }
 

@@ -5,11 +5,13 @@
 //! its body has to be decoded or verified ([`PayloadMode`]). The body itself is handled by the
 //! adaptors in [`chunked`]: [`chunked::decode_body`] turns the raw request body into payload bytes
 //! according to the [`PayloadMode`], checking chunk signatures, the declared SHA-256 and decoded
-//! length along the way.
+//! length along the way. Browser form uploads (PostObject) carry their signature in the form
+//! instead; [`post_policy`] verifies it and the POST policy it signs.
 //!
 //! Everything in here treats the request as hostile: no input can make it panic.
 
 pub mod chunked;
+pub mod post_policy;
 mod sigv2;
 mod sigv4;
 mod util;

@@ -15,10 +15,10 @@ const MAX_PRESIGN_EXPIRES: u64 = 604_800;
 const KEY_CACHE_CAP: usize = 1024;
 
 /// Parsed credential scope `AKID/YYYYMMDD/region/s3/aws4_request`.
-struct Credential {
-    access_key_id: String,
-    date: String,
-    region: String,
+pub(super) struct Credential {
+    pub(super) access_key_id: String,
+    pub(super) date: String,
+    pub(super) region: String,
 }
 
 impl Credential {
@@ -27,7 +27,10 @@ impl Credential {
     }
 }
 
-fn parse_credential(value: &[u8], err: fn(String) -> AuthError) -> Result<Credential, AuthError> {
+pub(super) fn parse_credential(
+    value: &[u8],
+    err: fn(String) -> AuthError,
+) -> Result<Credential, AuthError> {
     let value = std::str::from_utf8(value).map_err(|_| err("credential is not UTF-8".into()))?;
     let parts: Vec<&str> = value.split('/').collect();
     let [akid, date, region, service, terminator] = parts.as_slice() else {
@@ -64,7 +67,7 @@ type KeyCache = HashMap<(String, String, String), (String, [u8; 32])>;
 static KEY_CACHE: LazyLock<Mutex<KeyCache>> = LazyLock::new(|| Mutex::new(HashMap::new()));
 
 /// Derive (or fetch from the bounded cache) the signing key for a credential scope.
-fn signing_key(cred: &Credential, secret: &str) -> [u8; 32] {
+pub(super) fn signing_key(cred: &Credential, secret: &str) -> [u8; 32] {
     let cache_key = (
         cred.access_key_id.clone(),
         cred.date.clone(),

@@ -35,9 +35,16 @@ pub struct Ingested {
 /// Reads the checksum request from headers (`x-amz-checksum-*`, `x-amz-trailer`,
 /// `x-amz-sdk-checksum-algorithm`).
 pub fn checksum_request(ctx: &Ctx) -> Result<ChecksumRequest, S3Error> {
+    checksum_request_from(|name| ctx.header(name))
+}
+
+/// [`checksum_request`] over any lookup of (lowercase) names: request headers or form fields.
+pub fn checksum_request_from<'a>(
+    get: impl Fn(&str) -> Option<&'a str>,
+) -> Result<ChecksumRequest, S3Error> {
     let mut found: Option<(ChecksumAlgorithm, String)> = None;
     for a in ChecksumAlgorithm::ALL {
-        if let Some(v) = ctx.header(a.header()) {
+        if let Some(v) = get(a.header()) {
             if found.is_some() {
                 return Err(S3Error::msg(
                     Code::InvalidRequest,
@@ -53,7 +60,7 @@ pub fn checksum_request(ctx: &Ctx) -> Result<ChecksumRequest, S3Error> {
             value: Some(v),
         });
     }
-    if let Some(t) = ctx.header("x-amz-trailer") {
+    if let Some(t) = get("x-amz-trailer") {
         let name = t.trim().to_ascii_lowercase();
         let algo = ChecksumAlgorithm::ALL
             .into_iter()
@@ -66,9 +73,8 @@ pub fn checksum_request(ctx: &Ctx) -> Result<ChecksumRequest, S3Error> {
             value: None,
         });
     }
-    let algo = ctx
-        .header("x-amz-sdk-checksum-algorithm")
-        .or_else(|| ctx.header("x-amz-checksum-algorithm"))
+    let algo = get("x-amz-sdk-checksum-algorithm")
+        .or_else(|| get("x-amz-checksum-algorithm"))
         .map(|a| {
             ChecksumAlgorithm::parse(a.trim()).ok_or_else(|| {
                 S3Error::msg(
@@ -87,21 +93,33 @@ pub fn checksum_request(ctx: &Ctx) -> Result<ChecksumRequest, S3Error> {
 /// The stored headers of a new object, from the request (`x-amz-meta-*` limited to
 /// 2 KiB as in S3).
 pub fn object_headers(ctx: &Ctx) -> Result<ObjectHeaders, S3Error> {
-    let h = |name: &str| ctx.header(name).map(str::to_string);
     let mut user = Vec::new();
-    let mut size = 0usize;
     for (name, value) in &ctx.parts.headers {
         if let Some(meta) = name.as_str().strip_prefix("x-amz-meta-") {
             let v = value.to_str().map_err(|_| {
                 S3Error::msg(Code::InvalidArgument, "metadata values must be ASCII")
             })?;
-            size += meta.len() + v.len();
-            user.push((meta.to_string(), v.to_string()));
+            user.push((meta, v));
         }
     }
+    object_headers_from(|name| ctx.header(name), user)
+}
+
+/// [`object_headers`] over any lookup of (lowercase) names, with the `x-amz-meta-*` entries
+/// given as (name without the prefix, value).
+pub fn object_headers_from<'a>(
+    get: impl Fn(&str) -> Option<&'a str>,
+    user_meta: Vec<(&str, &str)>,
+) -> Result<ObjectHeaders, S3Error> {
+    let h = |name: &str| get(name).map(str::to_string);
+    let size: usize = user_meta.iter().map(|(k, v)| k.len() + v.len()).sum();
     if size > MAX_USER_METADATA {
         return Err(S3Error::new(Code::MetadataTooLarge).detail("MaxSizeAllowed", "2048"));
     }
+    let user = user_meta
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     Ok(ObjectHeaders {
         content_type: h("content-type"),
         content_encoding: h("content-encoding")
@@ -165,7 +183,12 @@ pub fn validate_tags(tags: &Tags) -> Result<(), S3Error> {
 
 /// The Content-MD5 header, decoded; `InvalidDigest` if it is not 16 base64 bytes.
 pub fn content_md5(ctx: &Ctx) -> Result<Option<[u8; 16]>, S3Error> {
-    match ctx.header("content-md5") {
+    decode_content_md5(ctx.header("content-md5"))
+}
+
+/// Decodes a Content-MD5 value; `InvalidDigest` if it is not 16 base64 bytes.
+pub fn decode_content_md5(value: Option<&str>) -> Result<Option<[u8; 16]>, S3Error> {
+    match value {
         None => Ok(None),
         Some(v) => checksum::decode_b64(v)
             .and_then(|b| <[u8; 16]>::try_from(b.as_slice()).ok())

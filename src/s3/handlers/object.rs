@@ -40,7 +40,7 @@ pub fn write_condition(ctx: &Ctx) -> Result<WriteCondition, S3Error> {
 }
 
 /// Makes an object row from an ingested single-part body.
-fn new_object(
+pub(super) fn new_object(
     key: String,
     blob_id: Option<String>,
     size: u64,
@@ -91,7 +91,8 @@ pub async fn commit_object(
     .await
 }
 
-fn checksum_headers(
+/// Adds the `x-amz-checksum-*` and `x-amz-checksum-type` headers of an object, if it has one.
+pub(super) fn checksum_headers(
     builder: http::response::Builder,
     c: Option<&Checksum>,
 ) -> http::response::Builder {
