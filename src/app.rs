@@ -5,12 +5,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use http::{HeaderValue, StatusCode, header};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tracing::Instrument;
 
 use crate::config::Settings;
 use crate::credentials::Credentials;
 use crate::meta::Db;
+use crate::metrics::Metrics;
 use crate::storage::BlobStore;
 
 /// Shared state of every request. Cheap to clone.
@@ -20,7 +28,18 @@ pub struct AppState {
     pub db: Db,
     pub blobs: BlobStore,
     pub credentials: Arc<Credentials>,
+    pub metrics: Arc<Metrics>,
+    /// Permits for concurrent requests (`server.max_concurrent_requests`).
+    pub limiter: Arc<Semaphore>,
 }
+
+/// The request id, assigned by the outermost middleware and echoed as `x-amz-request-id`.
+#[derive(Clone)]
+pub struct RequestId(pub Arc<str>);
+
+/// The operation name a handler served, for logs and metrics (a response extension).
+#[derive(Clone, Copy)]
+pub struct OpName(pub &'static str);
 
 /// Errors that stop the server from starting.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +55,8 @@ pub enum StartError {
     Db(#[from] crate::meta::Error),
     #[error("blob store: {0}")]
     Storage(#[from] crate::storage::Error),
+    #[error(transparent)]
+    Tls(#[from] crate::server::TlsError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -47,6 +68,7 @@ pub enum StartError {
 pub struct App {
     listener: TcpListener,
     state: AppState,
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl App {
@@ -99,17 +121,25 @@ impl App {
         if tmp + orphans > 0 {
             tracing::info!(tmp, orphans, "removed leftovers of interrupted writes");
         }
+        let tls = match (&settings.tls.cert, &settings.tls.key) {
+            (Some(c), Some(k)) => Some(Arc::new(crate::server::load_tls(c, k)?)),
+            _ => None,
+        };
         let addr = settings.server.listen;
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartError::Bind { addr, source })?;
+        let limiter = Arc::new(Semaphore::new(settings.server.max_concurrent_requests));
         Ok(App {
             listener,
+            tls,
             state: AppState {
                 settings: Arc::new(settings),
                 db,
                 blobs,
                 credentials: Arc::new(credentials),
+                metrics: Arc::new(Metrics::default()),
+                limiter,
             },
         })
     }
@@ -119,45 +149,149 @@ impl App {
         self.listener.local_addr()
     }
 
-    /// Serves until `shutdown` completes, then drains in-flight requests.
+    /// Whether the server speaks HTTPS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests
+    /// finish within `server.shutdown_grace_secs`, and closes the database cleanly.
     pub async fn run_until_stopped(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let state = self.state.clone();
         let gc = tokio::spawn(upload_gc(state.clone()));
-        let router = router(state);
-        use axum::serve::ListenerExt;
-        let listener = self.listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let result = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let server = &state.settings.server;
+        let opts = crate::server::ServeOptions {
+            tls: self.tls.clone(),
+            header_read_timeout: Duration::from_secs(server.request_timeout_secs),
+            max_header_bytes: server.max_header_bytes,
+            shutdown_grace: Duration::from_secs(server.shutdown_grace_secs),
+        };
+        crate::server::serve(self.listener, router(state.clone()), opts, shutdown).await;
         gc.abort();
-        result
+        // Every write that was acknowledged is committed; fold the WAL back in.
+        state.db.close().await;
+        Ok(())
     }
 }
 
-/// The HTTP routes: health, the (reserved) REST API, and S3 for everything else.
+/// The HTTP routes: health, metrics, the REST API, and S3 for everything else, all
+/// behind one middleware that assigns request ids, limits concurrency, logs and counts.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health/live", get(|| async { "ok" }))
         .route("/health/ready", get(ready))
+        .route("/metrics", get(metrics))
         .nest("/api/v1", crate::api::router())
         .fallback(crate::s3::handle)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
 
-async fn ready(
-    axum::extract::State(state): axum::extract::State<AppState>,
-) -> (http::StatusCode, &'static str) {
-    match state.db.list_buckets().await {
-        Ok(_) => (http::StatusCode::OK, "ready"),
-        Err(_) => (
-            http::StatusCode::SERVICE_UNAVAILABLE,
-            "database unavailable",
+/// The outermost layer of every request: request id, concurrency limit, one log line
+/// and the metrics.
+async fn observe(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let request_id = crate::s3::new_request_id();
+    req.extensions_mut().insert(RequestId(request_id.clone()));
+    let started = std::time::Instant::now();
+    let _in_flight = state.metrics.start();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let bytes_in = content_length(req.headers());
+    let span = tracing::info_span!("request", request_id = %request_id, %method);
+    let permit = state.limiter.clone().try_acquire_owned();
+    let mut resp = match permit {
+        Ok(_permit) => next.run(req).instrument(span.clone()).await,
+        Err(_) => crate::s3::overloaded(&path, &request_id),
+    };
+    let op = resp
+        .extensions()
+        .get::<OpName>()
+        .map(|o| o.0)
+        .unwrap_or(match path.as_str() {
+            "/metrics" => "Metrics",
+            p if p.starts_with("/health/") => "Health",
+            p if p.starts_with("/api/") => "RestApi",
+            _ => "Other",
+        });
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().entry("x-amz-request-id").or_insert(v);
+    }
+    let status = resp.status().as_u16();
+    let elapsed = started.elapsed();
+    let bytes_out = content_length(resp.headers());
+    state
+        .metrics
+        .record(op, status, elapsed, bytes_in, bytes_out);
+    span.in_scope(|| {
+        tracing::info!(
+            op,
+            status,
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            principal = resp
+                .extensions()
+                .get::<crate::s3::Principal>()
+                .map(|p| p.0.as_str())
+                .unwrap_or("-"),
+            "served"
+        );
+    });
+    resp
+}
+
+fn content_length(h: &http::HeaderMap) -> u64 {
+    h.get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// `/metrics` in the Prometheus text format. Requires the root credential (SigV4) or,
+/// when `server.metrics_token` is set, `Authorization: Bearer <token>`.
+async fn metrics(State(state): State<AppState>, req: Request) -> Response {
+    let (parts, _) = req.into_parts();
+    if !crate::s3::authorized_for_metrics(&state, &parts) {
+        return (StatusCode::FORBIDDEN, "metrics require authentication\n").into_response();
+    }
+    let buckets = state.db.bucket_usage().await.unwrap_or_default();
+    let free = crate::metrics::free_bytes(&state.settings.storage.data_dir);
+    let body = state.metrics.render(&buckets, free);
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        Body::from(body),
+    )
+        .into_response()
+}
+
+/// Ready when the database answers a write and the data directory is writable with
+/// more than `storage.min_free_bytes` free.
+async fn ready(State(state): State<AppState>) -> (StatusCode, String) {
+    if let Err(e) = state.db.write(|_| Ok(())).await {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("database unavailable: {e}\n"),
+        );
+    }
+    let dir = state.settings.storage.data_dir.clone();
+    let probe = tokio::task::spawn_blocking(move || {
+        let p = dir.join("tmp").join(".ready-probe");
+        std::fs::write(&p, b"ok").and_then(|()| std::fs::remove_file(&p))
+    })
+    .await;
+    if !matches!(probe, Ok(Ok(()))) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "data directory not writable\n".into(),
+        );
+    }
+    match crate::metrics::free_bytes(&state.settings.storage.data_dir) {
+        Some(free) if free < state.settings.storage.min_free_bytes => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("low disk space: {free} bytes free\n"),
         ),
+        _ => (StatusCode::OK, "ready\n".into()),
     }
 }
 

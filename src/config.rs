@@ -27,6 +27,37 @@ pub struct Settings {
     pub storage: StorageSettings,
     pub s3: S3Settings,
     pub auth: AuthSettings,
+    pub tls: TlsSettings,
+    pub log: LogSettings,
+}
+
+/// `[tls]`: serve HTTPS when both are set.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsSettings {
+    /// PEM certificate chain file.
+    pub cert: Option<PathBuf>,
+    /// PEM private key file.
+    pub key: Option<PathBuf>,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[log]`: logging.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// `pretty` or `json` (default pretty). Verbosity comes from `TARN_LOG` (default info).
+    pub format: LogFormat,
 }
 
 /// `[server]`: where to listen.
@@ -35,6 +66,21 @@ pub struct Settings {
 pub struct ServerSettings {
     /// Address and port to listen on (default 127.0.0.1:9000).
     pub listen: SocketAddr,
+    /// The URL clients use to reach this server (for links it generates), e.g.
+    /// `https://lake.example.com`; empty means derived from `listen`.
+    pub public_url: String,
+    /// Seconds allowed to send a request's headers, and to send each piece of a body
+    /// (an idle upload is cut off with RequestTimeout). Default 60.
+    pub request_timeout_secs: u64,
+    /// Largest request header section in bytes (default 8192, as S3).
+    pub max_header_bytes: usize,
+    /// Requests served at once; more get 503 SlowDown (default 512).
+    pub max_concurrent_requests: usize,
+    /// Seconds in-flight requests get to finish after SIGTERM/SIGINT (default 30).
+    pub shutdown_grace_secs: u64,
+    /// If set, `/metrics` also accepts `Authorization: Bearer <token>` (for Prometheus);
+    /// otherwise it needs a SigV4-signed request.
+    pub metrics_token: Option<String>,
 }
 
 /// `[storage]`: where data lives and how it is written.
@@ -45,6 +91,9 @@ pub struct StorageSettings {
     pub data_dir: PathBuf,
     /// fsync object files and directories before acknowledging writes (default true).
     pub fsync: bool,
+    /// Writes are refused (507 InsufficientStorage) when the data directory's filesystem
+    /// has less free space than this, in bytes, so deletes can still commit (default 64 MiB).
+    pub min_free_bytes: u64,
 }
 
 /// `[s3]`: protocol behaviour.
@@ -80,6 +129,12 @@ impl Default for ServerSettings {
     fn default() -> Self {
         ServerSettings {
             listen: SocketAddr::from(([127, 0, 0, 1], 9000)),
+            public_url: String::new(),
+            request_timeout_secs: 60,
+            max_header_bytes: 8192,
+            max_concurrent_requests: 512,
+            shutdown_grace_secs: 30,
+            metrics_token: None,
         }
     }
 }
@@ -89,6 +144,7 @@ impl Default for StorageSettings {
         StorageSettings {
             data_dir: PathBuf::from("./data"),
             fsync: true,
+            min_free_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -110,19 +166,31 @@ impl Settings {
     /// Defaults, overlaid with the TOML file at `path` if given, then with the
     /// environment (`TARN_ROOT_ACCESS_KEY`, `TARN_ROOT_SECRET_KEY`).
     pub fn load(path: Option<&Path>) -> Result<Settings, Error> {
-        let mut s = match path {
+        let (mut table, origin) = match path {
             Some(p) => {
                 let text = std::fs::read_to_string(p).map_err(|source| Error::Read {
                     path: p.to_path_buf(),
                     source,
                 })?;
-                toml::from_str(&text).map_err(|e| Error::Parse {
+                let table: toml::Table = toml::from_str(&text).map_err(|e| Error::Parse {
                     path: p.to_path_buf(),
                     message: e.to_string(),
-                })?
+                })?;
+                (table, p.to_path_buf())
             }
-            None => Settings::default(),
+            None => (toml::Table::new(), PathBuf::from("(no file)")),
         };
+        apply_env_overrides(&mut table, std::env::vars())?;
+        let origin = PathBuf::from(format!("{} + TARN__* environment", origin.display()));
+        // Re-parse the merged document so errors name the key at fault.
+        let merged = toml::to_string(&table).map_err(|e| Error::Parse {
+            path: origin.clone(),
+            message: e.to_string(),
+        })?;
+        let mut s: Settings = toml::from_str(&merged).map_err(|e| Error::Parse {
+            path: origin,
+            message: e.to_string(),
+        })?;
         if let Ok(v) = std::env::var("TARN_ROOT_ACCESS_KEY") {
             s.auth.root_access_key = Some(v);
         }
@@ -146,6 +214,24 @@ impl Settings {
                 message: "must be positive".into(),
             });
         }
+        if self.server.max_concurrent_requests == 0 {
+            return Err(Error::Invalid {
+                key: "server.max_concurrent_requests",
+                message: "must be positive".into(),
+            });
+        }
+        if self.server.request_timeout_secs == 0 {
+            return Err(Error::Invalid {
+                key: "server.request_timeout_secs",
+                message: "must be positive".into(),
+            });
+        }
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            return Err(Error::Invalid {
+                key: "tls.key",
+                message: "tls.cert and tls.key must be set together".into(),
+            });
+        }
         match (&self.auth.root_access_key, &self.auth.root_secret_key) {
             (Some(_), None) | (None, Some(_)) => Err(Error::Invalid {
                 key: "auth.root_secret_key",
@@ -158,6 +244,45 @@ impl Settings {
             _ => Ok(()),
         }
     }
+}
+
+/// Applies `TARN__SECTION__KEY=value` variables to a settings document. Values are read
+/// as TOML (numbers, booleans, quoted strings) and otherwise taken as plain strings.
+fn apply_env_overrides(
+    table: &mut toml::Table,
+    vars: impl Iterator<Item = (String, String)>,
+) -> Result<(), Error> {
+    for (name, raw) in vars {
+        let Some(path) = name.strip_prefix("TARN__") else {
+            continue;
+        };
+        let parts: Vec<String> = path.split("__").map(|p| p.to_ascii_lowercase()).collect();
+        let [section, key] = parts.as_slice() else {
+            return Err(Error::Invalid {
+                key: "environment",
+                message: format!("{name}: expected TARN__SECTION__KEY"),
+            });
+        };
+        let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(raw.clone()));
+        let entry = table
+            .entry(section.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        match entry {
+            toml::Value::Table(t) => {
+                t.insert(key.clone(), value);
+            }
+            _ => {
+                return Err(Error::Invalid {
+                    key: "environment",
+                    message: format!("{name}: [{section}] is not a section"),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -173,5 +298,36 @@ mod tests {
         let ok: Settings = toml::from_str("[s3]\nregion = \"eu-west-1\"\n").unwrap();
         assert_eq!(ok.s3.region, "eu-west-1");
         assert_eq!(ok.s3.min_part_size, 5 * 1024 * 1024);
+    }
+
+    #[test]
+    fn env_overrides_types_and_errors() {
+        let mut t: toml::Table = toml::from_str("[s3]\nregion = \"a\"\n").unwrap();
+        let vars = [
+            ("TARN__S3__REGION", "eu-west-1"),
+            ("TARN__S3__MAX_OBJECT_SIZE", "1024"),
+            ("TARN__STORAGE__FSYNC", "false"),
+            ("UNRELATED", "x"),
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string()));
+        apply_env_overrides(&mut t, vars.into_iter()).unwrap();
+        let s: Settings = toml::from_str(&toml::to_string(&t).unwrap()).unwrap();
+        assert_eq!(s.s3.region, "eu-west-1");
+        assert_eq!(s.s3.max_object_size, 1024);
+        assert!(!s.storage.fsync);
+        let bad = [("TARN__S3__BOGUS".to_string(), "1".to_string())];
+        let mut t = toml::Table::new();
+        apply_env_overrides(&mut t, bad.into_iter()).unwrap();
+        let err = toml::from_str::<Settings>(&toml::to_string(&t).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bogus"), "{err}");
+        let typed = [("TARN__S3__MAX_OBJECT_SIZE".to_string(), "lots".to_string())];
+        let mut t = toml::Table::new();
+        apply_env_overrides(&mut t, typed.into_iter()).unwrap();
+        let err = toml::from_str::<Settings>(&toml::to_string(&t).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_object_size"), "{err}");
     }
 }

@@ -8,6 +8,8 @@
 //! - [`meta`]: buckets, objects and uploads in SQLite (one writer, group commit).
 //! - [`storage`]: object bytes as immutable blob files, written durably.
 //! - [`api`]: the JSON REST API under `/api/v1/`.
+//! - [`server`]: the accept loop (TLS, timeouts, graceful shutdown).
+//! - [`metrics`]: Prometheus counters and gauges.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod api;
@@ -15,5 +17,7 @@ pub mod app;
 pub mod config;
 pub mod credentials;
 pub mod meta;
+pub mod metrics;
 pub mod s3;
+pub mod server;
 pub mod storage;

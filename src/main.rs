@@ -25,23 +25,37 @@ enum Command {
         /// TOML configuration file.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Log format (overrides [log] format).
+        #[arg(long, value_enum)]
+        log_format: Option<tarn::config::LogFormat>,
     },
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TARN_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let Command::Serve {
         listen,
         data_dir,
         config,
+        log_format,
     } = cli.command;
+    let mut settings = match tarn::config::Settings::load(config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("tarn: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    if let Some(l) = listen {
+        settings.server.listen = l;
+    }
+    if let Some(d) = data_dir {
+        settings.storage.data_dir = d;
+    }
+    if let Some(f) = log_format {
+        settings.log.format = f;
+    }
+    init_logging(settings.log.format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -52,7 +66,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(listen, data_dir, config)) {
+    match runtime.block_on(serve(settings)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tarn: {e}");
@@ -61,27 +75,29 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-async fn serve(
-    listen: Option<SocketAddr>,
-    data_dir: Option<PathBuf>,
-    config: Option<PathBuf>,
-) -> Result<(), Box<dyn std::error::Error>> {
-    let mut settings = tarn::config::Settings::load(config.as_deref())?;
-    if let Some(l) = listen {
-        settings.server.listen = l;
+fn init_logging(format: tarn::config::LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TARN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        tarn::config::LogFormat::Json => builder.json().with_current_span(true).init(),
+        tarn::config::LogFormat::Pretty => builder.with_ansi(false).init(),
     }
-    if let Some(d) = data_dir {
-        settings.storage.data_dir = d;
-    }
+}
+
+async fn serve(settings: tarn::config::Settings) -> Result<(), Box<dyn std::error::Error>> {
     let app = tarn::app::App::build(settings).await?;
     let addr = app.local_addr()?;
+    let scheme = if app.is_tls() { "https" } else { "http" };
     {
         use std::io::Write;
         let mut out = std::io::stdout();
-        writeln!(out, "tarn listening on http://{addr}")?;
+        writeln!(out, "tarn listening on {scheme}://{addr}")?;
         out.flush()?;
     }
-    tracing::info!(%addr, "listening");
+    tracing::info!(%addr, scheme, "listening");
     app.run_until_stopped(shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())

@@ -92,6 +92,26 @@ impl Db {
         self.read(move |conn| bucket_by_name(conn, &name)).await
     }
 
+    /// Object count and bytes per bucket (for metrics).
+    pub async fn bucket_usage(&self) -> Result<Vec<crate::metrics::BucketGauge>, Error> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT b.name, COUNT(o.key), COALESCE(SUM(o.size), 0)
+                 FROM buckets b LEFT JOIN objects o ON o.bucket_id = b.id
+                 GROUP BY b.id ORDER BY b.name",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok(crate::metrics::BucketGauge {
+                    bucket: r.get(0)?,
+                    objects: r.get::<_, i64>(1)? as u64,
+                    bytes: r.get::<_, i64>(2)? as u64,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
     /// All buckets, ordered by name.
     pub async fn list_buckets(&self) -> Result<Vec<Bucket>, Error> {
         self.read(|conn| {

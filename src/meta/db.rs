@@ -26,7 +26,14 @@ const READERS: usize = 8;
 
 /// A write job: runs inside a savepoint and returns whether it succeeded plus a
 /// continuation that delivers its result once the transaction's fate is known.
-type Job = Box<dyn FnOnce(&Connection) -> (bool, Reply) + Send>;
+type WriteJob = Box<dyn FnOnce(&Connection) -> (bool, Reply) + Send>;
+
+/// What the writer thread is asked to do.
+enum Job {
+    Write(WriteJob),
+    /// Fold the WAL back into the database file (at shutdown), then reply.
+    Checkpoint(oneshot::Sender<()>),
+}
 type Reply = Box<dyn FnOnce(Result<(), Error>) + Send>;
 
 /// Handle to the metadata database. Cheap to clone.
@@ -114,7 +121,7 @@ impl Db {
         R: Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |conn| {
+        let job: WriteJob = Box::new(move |conn| {
             let res = f(conn);
             let ok = res.is_ok();
             let reply: Reply = Box::new(move |commit: Result<(), Error>| {
@@ -122,6 +129,7 @@ impl Db {
             });
             (ok, reply)
         });
+        let job = Job::Write(job);
         match self.writer.try_send(job) {
             Ok(()) => {}
             Err(std::sync::mpsc::TrySendError::Full(job)) => {
@@ -135,6 +143,17 @@ impl Db {
             Err(std::sync::mpsc::TrySendError::Disconnected(_)) => return Err(Error::WriterGone),
         }
         rx.await.map_err(|_| Error::WriterGone)?
+    }
+
+    /// Checkpoints the WAL into the main database file; called at clean shutdown after
+    /// the last request. Later writes still work.
+    pub async fn close(&self) {
+        let (tx, rx) = oneshot::channel();
+        let sender = self.writer.clone();
+        let sent = tokio::task::spawn_blocking(move || sender.send(Job::Checkpoint(tx))).await;
+        if matches!(sent, Ok(Ok(()))) {
+            let _ = rx.await;
+        }
     }
 
     /// Runs a read-only `f` on a pooled read connection on the blocking pool.
@@ -169,24 +188,46 @@ impl Db {
 }
 
 fn writer_loop(mut conn: Connection, rx: std::sync::mpsc::Receiver<Job>) {
-    while let Ok(first) = rx.recv() {
-        let mut jobs = vec![first];
-        while jobs.len() < MAX_BATCH {
+    let mut pending: Option<Job> = None;
+    loop {
+        let first = match pending.take() {
+            Some(j) => j,
+            None => match rx.recv() {
+                Ok(j) => j,
+                Err(_) => break,
+            },
+        };
+        let mut writes = match first {
+            Job::Write(w) => vec![w],
+            Job::Checkpoint(reply) => {
+                checkpoint(&conn);
+                let _ = reply.send(());
+                continue;
+            }
+        };
+        while writes.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok(j) => jobs.push(j),
+                Ok(Job::Write(w)) => writes.push(w),
+                Ok(other) => {
+                    pending = Some(other);
+                    break;
+                }
                 Err(_) => break,
             }
         }
-        run_batch(&mut conn, jobs);
+        run_batch(&mut conn, writes);
     }
-    // Every sender is gone: the server is shutting down. Fold the WAL back into the
-    // main file so the database is tidy on disk.
+    // Every sender is gone: the server is shutting down.
+    checkpoint(&conn);
+}
+
+fn checkpoint(conn: &Connection) {
     if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
-        tracing::warn!(error = %e, "final WAL checkpoint failed");
+        tracing::warn!(error = %e, "WAL checkpoint failed");
     }
 }
 
-fn run_batch(conn: &mut Connection, jobs: Vec<Job>) {
+fn run_batch(conn: &mut Connection, jobs: Vec<WriteJob>) {
     let mut replies = Vec::with_capacity(jobs.len());
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         let msg = e.to_string();

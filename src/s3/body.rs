@@ -47,11 +47,37 @@ fn wire_stream(body: Body) -> impl Stream<Item = Result<Bytes, S3Error>> + Send 
         .map(|r| r.map_err(|_| S3Error::new(Code::IncompleteBody)))
 }
 
+/// Ends a body stream with `RequestTimeout` when no bytes arrive for `idle`.
+fn with_idle_timeout<S>(stream: S, idle: std::time::Duration) -> PayloadStream
+where
+    S: Stream<Item = Result<Bytes, S3Error>> + Send + 'static,
+{
+    Box::pin(futures_util::stream::unfold(
+        (Box::pin(stream), false),
+        move |(mut s, failed)| async move {
+            if failed {
+                return None;
+            }
+            match tokio::time::timeout(idle, s.next()).await {
+                Ok(Some(item)) => Some((item, (s, false))),
+                Ok(None) => None,
+                Err(_) => Some((Err(S3Error::new(Code::RequestTimeout)), (s, true))),
+            }
+        },
+    ))
+}
+
 /// A request payload as a stream of verified-so-far bytes.
 pub type PayloadStream = std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, S3Error>> + Send>>;
 
 /// The payload of a request as a stream, plus what to verify after it ends.
 pub fn payload(ctx: &Ctx, body: Body) -> (PayloadStream, PayloadCheck) {
+    let idle = std::time::Duration::from_secs(ctx.app.settings.server.request_timeout_secs);
+    let (stream, check) = payload_untimed(ctx, body);
+    (with_idle_timeout(stream, idle), check)
+}
+
+fn payload_untimed(ctx: &Ctx, body: Body) -> (PayloadStream, PayloadCheck) {
     match ctx.verified.as_ref().map(|v| &v.payload) {
         Some(PayloadMode::Sha256(h)) => (
             Box::pin(wire_stream(body)),

@@ -6,6 +6,10 @@ use http::StatusCode;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {
     AccessDenied,
+    /// Not an AWS code (AWS never fills up): the server's disk is full. 507.
+    InsufficientStorage,
+    RequestTimeout,
+    SlowDown,
     AuthorizationHeaderMalformed,
     AuthorizationQueryParametersError,
     BadDigest,
@@ -68,6 +72,9 @@ impl Code {
             Code::EntityTooSmall => "EntityTooSmall",
             Code::IncompleteBody => "IncompleteBody",
             Code::InternalError => "InternalError",
+            Code::InsufficientStorage => "InsufficientStorage",
+            Code::RequestTimeout => "RequestTimeout",
+            Code::SlowDown => "SlowDown",
             Code::InvalidAccessKeyId => "InvalidAccessKeyId",
             Code::InvalidArgument => "InvalidArgument",
             Code::InvalidBucketName => "InvalidBucketName",
@@ -156,6 +163,9 @@ impl Code {
             Code::InvalidRange => StatusCode::RANGE_NOT_SATISFIABLE,
             Code::NotModified => StatusCode::NOT_MODIFIED,
             Code::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+            Code::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
+            Code::RequestTimeout => StatusCode::BAD_REQUEST,
+            Code::SlowDown => StatusCode::SERVICE_UNAVAILABLE,
             Code::NotImplemented => StatusCode::NOT_IMPLEMENTED,
         }
     }
@@ -178,6 +188,13 @@ impl Code {
                 "You did not provide the number of bytes specified by the Content-Length HTTP header."
             }
             Code::InternalError => "We encountered an internal error. Please try again.",
+            Code::InsufficientStorage => {
+                "The server's storage is full. Delete objects or add space, then retry."
+            }
+            Code::RequestTimeout => {
+                "Your socket connection to the server was not read from or written to within the timeout period."
+            }
+            Code::SlowDown => "Please reduce your request rate.",
             Code::InvalidAccessKeyId => {
                 "The AWS Access Key Id you provided does not exist in our records."
             }
@@ -338,6 +355,9 @@ impl From<crate::meta::Error> for S3Error {
             M::EntityTooSmall { part } => {
                 S3Error::new(Code::EntityTooSmall).detail("PartNumber", part.to_string())
             }
+            M::Sqlite(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) => {
+                S3Error::new(Code::InsufficientStorage)
+            }
             e @ (M::Corrupt(_)
             | M::Sqlite(_)
             | M::Migration { .. }
@@ -355,6 +375,7 @@ impl From<crate::storage::Error> for S3Error {
         use crate::storage::Error as St;
         match e {
             St::TooLarge => S3Error::new(Code::EntityTooLarge),
+            St::Full => S3Error::new(Code::InsufficientStorage),
             St::Interrupted => S3Error::new(Code::IncompleteBody),
             e @ (St::Io { .. } | St::MissingBlob(_) | St::InvalidBlobId(_) | St::TaskFailed) => {
                 S3Error::internal(e)

@@ -65,21 +65,29 @@ pub fn new_request_id() -> Arc<str> {
     Arc::from(format!("{prefix:08X}{n:08X}"))
 }
 
+/// The principal that made a request (access key id), as a response extension for logs.
+#[derive(Clone)]
+pub struct Principal(pub String);
+
 /// The S3 entry point: every request that is not for the REST API or health lands here.
 pub async fn handle(State(app): State<AppState>, req: Request<Body>) -> Response<Body> {
-    let request_id = new_request_id();
+    let request_id = req
+        .extensions()
+        .get::<crate::app::RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_else(new_request_id);
     let (parts, body) = req.into_parts();
     let resource = parts.uri.path().to_string();
     let method = parts.method.clone();
-    let result = dispatch(app, request_id.clone(), parts, body).await;
+    let mut principal = None;
+    let result = dispatch(app, request_id.clone(), parts, body, &mut principal).await;
     let (mut resp, op) = match result {
         Ok(ok) => ok,
         Err((e, op)) => {
-            let status = e.code.status();
-            if status.is_server_error() {
-                tracing::warn!(request_id = %request_id, op, code = e.code.as_str(), "request failed");
+            if e.code.status().is_server_error() {
+                tracing::warn!(op, code = e.code.as_str(), "request failed");
             } else {
-                tracing::debug!(request_id = %request_id, op, code = e.code.as_str(), message = %e.message, "request refused");
+                tracing::debug!(op, code = e.code.as_str(), message = %e.message, "request refused");
             }
             (
                 error_response(&e, &resource, &request_id, method == http::Method::HEAD),
@@ -93,8 +101,43 @@ pub async fn handle(State(app): State<AppState>, req: Request<Body>) -> Response
         h.insert("x-amz-id-2", v);
     }
     h.insert(header::SERVER, HeaderValue::from_static("Tarn"));
-    tracing::debug!(request_id = %request_id, op, status = resp.status().as_u16(), "s3 request");
+    resp.extensions_mut().insert(crate::app::OpName(op));
+    if let Some(p) = principal {
+        resp.extensions_mut().insert(Principal(p));
+    }
     resp
+}
+
+/// The answer when `server.max_concurrent_requests` are already being served.
+pub fn overloaded(resource: &str, request_id: &str) -> Response<Body> {
+    let mut resp = error_response(&S3Error::new(Code::SlowDown), resource, request_id, false);
+    resp.extensions_mut().insert(crate::app::OpName("SlowDown"));
+    resp
+}
+
+/// Whether a `/metrics` request carries the metrics bearer token or a valid signature.
+pub fn authorized_for_metrics(app: &AppState, parts: &http::request::Parts) -> bool {
+    use subtle::ConstantTimeEq;
+    if let (Some(token), Some(given)) = (
+        app.settings.server.metrics_token.as_deref(),
+        parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ")),
+    ) {
+        return bool::from(token.as_bytes().ct_eq(given.trim().as_bytes()));
+    }
+    let secrets: &dyn SecretLookup = app.credentials.as_ref();
+    auth::verify(
+        &parts.method,
+        parts.uri.path(),
+        parts.uri.query().unwrap_or(""),
+        &parts.headers,
+        secrets,
+        std::time::SystemTime::now(),
+    )
+    .is_ok()
 }
 
 /// Renders an error (no body for HEAD, as S3 does).
@@ -125,6 +168,7 @@ async fn dispatch(
     request_id: Arc<str>,
     parts: http::request::Parts,
     body: Body,
+    principal: &mut Option<String>,
 ) -> Outcome {
     let header_bytes: usize = parts
         .headers
@@ -188,6 +232,7 @@ async fn dispatch(
             v2_prefix.as_deref(),
         )
         .map_err(|e| (body::auth_error(e), op))?;
+        *principal = Some(v.access_key_id.clone());
         Some(v)
     };
 

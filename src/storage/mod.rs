@@ -36,6 +36,8 @@ pub enum Error {
     InvalidBlobId(String),
     #[error("the body exceeds the maximum object size")]
     TooLarge,
+    #[error("no space left on the data directory's filesystem")]
+    Full,
     #[error("the request body ended before it was complete")]
     Interrupted,
     #[error("a blocking task failed")]
@@ -43,10 +45,16 @@ pub enum Error {
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Error + 'a {
-    move |source| Error::Io {
-        op,
-        path: path.to_path_buf(),
-        source,
+    move |source| {
+        if source.kind() == io::ErrorKind::StorageFull {
+            Error::Full
+        } else {
+            Error::Io {
+                op,
+                path: path.to_path_buf(),
+                source,
+            }
+        }
     }
 }
 

@@ -197,8 +197,20 @@ pub fn decode_content_md5(value: Option<&str>) -> Result<Option<[u8; 16]>, S3Err
     }
 }
 
+/// Refuses a write when the data directory's filesystem is nearly full, so that what is
+/// stored stays intact and deletes can still commit.
+pub fn ensure_space(ctx: &Ctx) -> Result<(), S3Error> {
+    match crate::metrics::free_bytes(&ctx.app.settings.storage.data_dir) {
+        Some(free) if free < ctx.app.settings.storage.min_free_bytes => {
+            Err(S3Error::new(Code::InsufficientStorage))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Streams the request payload into a new blob and verifies every digest.
 pub async fn ingest(ctx: &Ctx, body: Body, want: &ChecksumRequest) -> Result<Ingested, S3Error> {
+    ensure_space(ctx)?;
     let md5 = content_md5(ctx)?;
     match ctx.header("content-length") {
         Some(v) if v.trim().parse::<u64>().is_err() => {

@@ -449,6 +449,7 @@ pub async fn copy_bytes(
     len: u64,
     algorithm: Option<crate::meta::ChecksumAlgorithm>,
 ) -> Result<(PublishedBlob, super::super::checksum::BodyDigests), S3Error> {
+    ingest::ensure_space(ctx)?;
     let stream = BlobStore::read_stream(files, start, len);
     let (blob, hashers) = ctx
         .app

@@ -163,6 +163,7 @@ pub async fn post_object(ctx: Ctx, body: Body) -> Result<Response<Body>, S3Error
         sha256: None,
         trailers: None,
     };
+    ingest::ensure_space(&ctx)?;
     let got = ingest::ingest_stream(&ctx, stream, no_check, md5, &want).await?;
     if let Some(range) = auth.content_length
         && got.size < range.min
