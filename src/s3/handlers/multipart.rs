@@ -11,7 +11,9 @@ use super::super::error::{Code, S3Error};
 use super::super::range;
 use super::super::xml::{self, *};
 use super::ingest;
-use super::object::{check_copy_preconditions, copy_bytes, copy_source, write_condition};
+use super::object::{
+    check_copy_preconditions, copy_bytes, copy_source, open_object, write_condition,
+};
 use super::{MAX_XML_BODY, empty, iso8601, owner, uncancellable, url_encode, xml_response};
 use crate::meta::{
     Checksum, ChecksumAlgorithm, ChecksumType, CompletePart, CompleteRequest, ObjectMeta, PartRow,
@@ -187,7 +189,7 @@ pub async fn upload_part_copy(ctx: Ctx) -> Result<Response<Body>, S3Error> {
         .upload(bucket.clone(), key.clone(), id.clone())
         .await?;
     let (src_bucket, src_key) = copy_source(&ctx)?;
-    let obj = ctx.app.db.object(src_bucket, src_key).await?;
+    let (obj, files) = open_object(&ctx, &src_bucket, &src_key).await?;
     check_copy_preconditions(&ctx, &obj)?;
     let (start, len) = match ctx.header("x-amz-copy-source-range") {
         None => (0, obj.size),
@@ -210,13 +212,7 @@ pub async fn upload_part_copy(ctx: Ctx) -> Result<Response<Body>, S3Error> {
             (spec.0, spec.1 - spec.0 + 1)
         }
     };
-    let ids = obj.segments.iter().map(|s| s.blob.clone()).collect();
-    let files = ctx.app.blobs.open_blobs(ids).await?;
-    let sized = files
-        .into_iter()
-        .zip(obj.segments.iter().map(|s| s.size))
-        .collect();
-    let (blob, digests) = copy_bytes(&ctx, sized, start, len, upload.checksum_algorithm).await?;
+    let (blob, digests) = copy_bytes(&ctx, files, start, len, upload.checksum_algorithm).await?;
     let etag = hex::encode(digests.md5);
     let last_modified = record_part(
         &ctx,

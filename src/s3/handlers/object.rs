@@ -185,7 +185,7 @@ fn check_read_preconditions(ctx: &Ctx, obj: &ObjectMeta) -> Result<(), S3Error> 
 
 /// Opens an object's blobs, re-reading the metadata once if the object was replaced
 /// between the read and the open.
-async fn open_object(
+pub(super) async fn open_object(
     ctx: &Ctx,
     bucket: &str,
     key: &str,
@@ -311,31 +311,32 @@ pub async fn get_object(ctx: Ctx, head: bool) -> Result<Response<Body>, S3Error>
         Ok(v) => b.header(header::CONTENT_TYPE, v),
         Err(_) => b,
     };
-    b = set(
-        b,
-        header::CONTENT_ENCODING,
-        &hdr.content_encoding,
-        "response-content-encoding",
-    );
-    b = set(
-        b,
-        header::CONTENT_DISPOSITION,
-        &hdr.content_disposition,
-        "response-content-disposition",
-    );
-    b = set(
-        b,
-        header::CONTENT_LANGUAGE,
-        &hdr.content_language,
-        "response-content-language",
-    );
-    b = set(
-        b,
-        header::CACHE_CONTROL,
-        &hdr.cache_control,
-        "response-cache-control",
-    );
-    b = set(b, header::EXPIRES, &hdr.expires, "response-expires");
+    let stored = [
+        (
+            header::CONTENT_ENCODING,
+            &hdr.content_encoding,
+            "response-content-encoding",
+        ),
+        (
+            header::CONTENT_DISPOSITION,
+            &hdr.content_disposition,
+            "response-content-disposition",
+        ),
+        (
+            header::CONTENT_LANGUAGE,
+            &hdr.content_language,
+            "response-content-language",
+        ),
+        (
+            header::CACHE_CONTROL,
+            &hdr.cache_control,
+            "response-cache-control",
+        ),
+        (header::EXPIRES, &hdr.expires, "response-expires"),
+    ];
+    for (name, value, query_override) in stored {
+        b = set(b, name, value, query_override);
+    }
     for (name, value) in &hdr.user {
         if let Ok(v) = HeaderValue::from_str(value) {
             b = b.header(format!("x-amz-meta-{name}"), v);
