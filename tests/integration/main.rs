@@ -1,1 +1,19 @@
+//! Black-box tests of the S3 API: each test starts the real `tarn` binary on a free
+//! port with its own data directory (see `helpers::spawn_app`).
 
+mod helpers;
+mod keys_prop;
+
+mod auth;
+mod buckets;
+mod chunked;
+mod copy;
+mod edge;
+mod listing;
+mod multipart;
+mod objects;
+mod post;
+mod probes;
+mod reads;
+mod robustness;
+mod tagging;
