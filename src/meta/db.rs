@@ -45,10 +45,16 @@ pub struct Db {
 }
 
 /// The SQL migrations, embedded at build time; the index + 1 is the schema version.
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_objects",
-    include_str!("../../migrations/0001_objects.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_objects",
+        include_str!("../../migrations/0001_objects.sql"),
+    ),
+    (
+        "0002_upload_checksum_type",
+        include_str!("../../migrations/0002_upload_checksum_type.sql"),
+    ),
+];
 
 fn open(path: &Path, read_only: bool) -> Result<Connection, Error> {
     let flags = if read_only {

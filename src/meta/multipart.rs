@@ -8,7 +8,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::buckets::bucket_by_name;
 use super::objects::upsert_object;
 use super::types::{from_json, to_json};
-use super::{ChecksumAlgorithm, Db, Error, ObjectHeaders, ObjectMeta, Tags, WriteCondition};
+use super::{
+    ChecksumAlgorithm, ChecksumType, Db, Error, ObjectHeaders, ObjectMeta, Tags, WriteCondition,
+};
 
 /// An in-progress multipart upload.
 #[derive(Debug, Clone)]
@@ -18,6 +20,8 @@ pub struct Upload {
     pub created_at: i64,
     pub headers: ObjectHeaders,
     pub checksum_algorithm: Option<ChecksumAlgorithm>,
+    /// Whether the completed object gets a full-object or a composite checksum.
+    pub checksum_type: Option<ChecksumType>,
     pub tags: Option<Tags>,
 }
 
@@ -82,6 +86,11 @@ fn row_to_upload(r: &rusqlite::Row<'_>) -> Result<Upload, Error> {
         created_at: r.get(2)?,
         headers: from_json(&headers)?,
         checksum_algorithm: algo.as_deref().and_then(ChecksumAlgorithm::parse),
+        checksum_type: match r.get::<_, Option<String>>(6)?.as_deref() {
+            Some("FULL_OBJECT") => Some(ChecksumType::FullObject),
+            Some("COMPOSITE") => Some(ChecksumType::Composite),
+            _ => None,
+        },
         tags: tags.as_deref().map(from_json).transpose()?,
     })
 }
@@ -90,7 +99,7 @@ fn row_to_upload(r: &rusqlite::Row<'_>) -> Result<Upload, Error> {
 fn upload_in(conn: &Connection, bucket: &str, key: &str, id: &str) -> Result<(i64, Upload), Error> {
     let b = bucket_by_name(conn, bucket)?;
     let mut stmt = conn.prepare_cached(
-        "SELECT id, key, created_at, headers, checksum_algorithm, tags FROM uploads
+        "SELECT id, key, created_at, headers, checksum_algorithm, tags, checksum_type FROM uploads
          WHERE id = ?1 AND bucket_id = ?2 AND key = ?3",
     )?;
     let mut rows = stmt.query(params![id, b.id, key])?;
@@ -132,8 +141,9 @@ impl Db {
         self.write(move |conn| {
             let b = bucket_by_name(conn, &bucket)?;
             conn.prepare_cached(
-                "INSERT INTO uploads (id, bucket_id, key, created_at, headers, checksum_algorithm, tags)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO uploads
+                 (id, bucket_id, key, created_at, headers, checksum_algorithm, tags, checksum_type)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?
             .execute(params![
                 upload.id,
@@ -143,6 +153,7 @@ impl Db {
                 to_json(&upload.headers)?,
                 upload.checksum_algorithm.map(|a| a.name()),
                 upload.tags.as_ref().map(to_json).transpose()?,
+                upload.checksum_type.map(|t| t.name()),
             ])?;
             Ok(())
         })
@@ -301,7 +312,7 @@ impl Db {
         self.read(move |conn| {
             let b = bucket_by_name(conn, &bucket)?;
             let mut stmt = conn.prepare_cached(
-                "SELECT id, key, created_at, headers, checksum_algorithm, tags FROM uploads
+                "SELECT id, key, created_at, headers, checksum_algorithm, tags, checksum_type FROM uploads
                  WHERE bucket_id = ?1 AND key >= ?2 ORDER BY key, created_at, id",
             )?;
             let mut rows = stmt.query(params![b.id, p.prefix])?;

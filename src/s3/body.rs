@@ -29,7 +29,11 @@ pub fn auth_error(e: AuthError) -> S3Error {
         AuthError::IncompleteBody => S3Error::new(Code::IncompleteBody),
         AuthError::MalformedChunk(m) => S3Error::msg(Code::InvalidRequest, m),
         AuthError::BadDigest(m) => S3Error::msg(Code::BadDigest, m),
-        AuthError::HeadersNotSigned(m) => S3Error::msg(Code::AccessDenied, m),
+        AuthError::HeadersNotSigned(name) => S3Error::msg(
+            Code::AccessDenied,
+            "There were headers present in the request which were not signed",
+        )
+        .detail("HeadersNotSigned", name),
         AuthError::Body(_) => S3Error::new(Code::IncompleteBody),
     }
 }

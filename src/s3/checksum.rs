@@ -144,8 +144,82 @@ pub fn combined_crc(
             }
             acc.map(|a| B64.encode(a.to_be_bytes()))
         }
-        ChecksumAlgorithm::Crc64Nvme | ChecksumAlgorithm::Sha1 | ChecksumAlgorithm::Sha256 => None,
+        ChecksumAlgorithm::Crc64Nvme => {
+            let mut acc: Option<u64> = None;
+            for (v, len) in parts {
+                let crc = u64::from_be_bytes(B64.decode(v.as_deref()?).ok()?.try_into().ok()?);
+                acc = Some(match acc {
+                    None => crc,
+                    Some(a) => crc64_combine(a, crc, *len, CRC64_NVME_POLY.reverse_bits()),
+                });
+            }
+            acc.map(|a| B64.encode(a.to_be_bytes()))
+        }
+        ChecksumAlgorithm::Sha1 | ChecksumAlgorithm::Sha256 => None,
     }
+}
+
+/// The CRC-64/NVME polynomial (normal form).
+const CRC64_NVME_POLY: u64 = 0xAD93_D235_94C9_3659;
+
+/// Multiplies a GF(2) 64x64 matrix (one column per bit) by a vector.
+fn gf2_times(mat: &[u64; 64], mut vec: u64) -> u64 {
+    let mut sum = 0;
+    let mut i = 0;
+    while vec != 0 {
+        if vec & 1 != 0 {
+            sum ^= mat[i];
+        }
+        vec >>= 1;
+        i += 1;
+    }
+    sum
+}
+
+fn gf2_square(mat: &[u64; 64]) -> [u64; 64] {
+    let mut out = [0u64; 64];
+    for (n, col) in out.iter_mut().enumerate() {
+        *col = gf2_times(mat, mat[n]);
+    }
+    out
+}
+
+/// The CRC of `A ‖ B` from `crc(A)`, `crc(B)` and `len(B)` for a reflected 64-bit CRC
+/// whose init and xorout are all ones (as CRC-64/NVME): `crc(A)` is advanced over
+/// `len(B)` zero bytes with the "append zeros" operator, built by repeated squaring
+/// (the method of zlib's `crc32_combine`, widened to 64 bits).
+fn crc64_combine(crc1: u64, crc2: u64, len2: u64, reflected_poly: u64) -> u64 {
+    if len2 == 0 {
+        return crc1;
+    }
+    // Operator for one zero bit.
+    let mut odd = [0u64; 64];
+    odd[0] = reflected_poly;
+    for (n, col) in odd.iter_mut().enumerate().skip(1) {
+        *col = 1u64 << (n - 1);
+    }
+    let mut even = gf2_square(&odd); // two zero bits
+    odd = gf2_square(&even); // four zero bits
+    let (mut crc1, mut len2) = (crc1, len2);
+    loop {
+        even = gf2_square(&odd); // first pass: one zero byte
+        if len2 & 1 != 0 {
+            crc1 = gf2_times(&even, crc1);
+        }
+        len2 >>= 1;
+        if len2 == 0 {
+            break;
+        }
+        odd = gf2_square(&even);
+        if len2 & 1 != 0 {
+            crc1 = gf2_times(&odd, crc1);
+        }
+        len2 >>= 1;
+        if len2 == 0 {
+            break;
+        }
+    }
+    crc1 ^ crc2
 }
 
 impl crate::storage::Observer for BodyHashers {
@@ -202,9 +276,37 @@ mod tests {
     }
 
     #[test]
+    fn crc64_combine_matches_whole_for_many_splits() {
+        let data: Vec<u8> = (0..5000u32).map(|i| (i * 31 % 251) as u8).collect();
+        let whole = one_shot(ChecksumAlgorithm::Crc64Nvme, &data);
+        for cut in [0usize, 1, 7, 8, 100, 4096, 4999, 5000] {
+            let (a, b) = data.split_at(cut);
+            let parts = [
+                (
+                    Some(one_shot(ChecksumAlgorithm::Crc64Nvme, a)),
+                    a.len() as u64,
+                ),
+                (
+                    Some(one_shot(ChecksumAlgorithm::Crc64Nvme, b)),
+                    b.len() as u64,
+                ),
+            ];
+            assert_eq!(
+                combined_crc(ChecksumAlgorithm::Crc64Nvme, &parts).as_deref(),
+                Some(whole.as_str()),
+                "cut at {cut}"
+            );
+        }
+    }
+
+    #[test]
     fn combined_crc_matches_whole() {
         let (a, b) = (b"hello ".as_slice(), b"world".as_slice());
-        for algo in [ChecksumAlgorithm::Crc32, ChecksumAlgorithm::Crc32c] {
+        for algo in [
+            ChecksumAlgorithm::Crc32,
+            ChecksumAlgorithm::Crc32c,
+            ChecksumAlgorithm::Crc64Nvme,
+        ] {
             let parts = [
                 (Some(one_shot(algo, a)), a.len() as u64),
                 (Some(one_shot(algo, b)), b.len() as u64),

@@ -316,7 +316,6 @@ fn has_subresource(query: &Query) -> bool {
         "torrent",
         "versioning",
         "website",
-        "versionId",
         "session",
     ];
     query

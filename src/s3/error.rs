@@ -8,6 +8,8 @@ pub enum Code {
     AccessDenied,
     /// Not an AWS code (AWS never fills up): the server's disk is full. 507.
     InsufficientStorage,
+    IllegalLocationConstraintException,
+    InvalidPartNumber,
     RequestTimeout,
     SlowDown,
     AuthorizationHeaderMalformed,
@@ -73,6 +75,8 @@ impl Code {
             Code::IncompleteBody => "IncompleteBody",
             Code::InternalError => "InternalError",
             Code::InsufficientStorage => "InsufficientStorage",
+            Code::IllegalLocationConstraintException => "IllegalLocationConstraintException",
+            Code::InvalidPartNumber => "InvalidPartNumber",
             Code::RequestTimeout => "RequestTimeout",
             Code::SlowDown => "SlowDown",
             Code::InvalidAccessKeyId => "InvalidAccessKeyId",
@@ -164,6 +168,8 @@ impl Code {
             Code::NotModified => StatusCode::NOT_MODIFIED,
             Code::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
             Code::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
+            Code::IllegalLocationConstraintException => StatusCode::BAD_REQUEST,
+            Code::InvalidPartNumber => StatusCode::RANGE_NOT_SATISFIABLE,
             Code::RequestTimeout => StatusCode::BAD_REQUEST,
             Code::SlowDown => StatusCode::SERVICE_UNAVAILABLE,
             Code::NotImplemented => StatusCode::NOT_IMPLEMENTED,
@@ -188,6 +194,10 @@ impl Code {
                 "You did not provide the number of bytes specified by the Content-Length HTTP header."
             }
             Code::InternalError => "We encountered an internal error. Please try again.",
+            Code::IllegalLocationConstraintException => {
+                "The specified location-constraint is not valid for this server's region."
+            }
+            Code::InvalidPartNumber => "The requested partnumber is not satisfiable",
             Code::InsufficientStorage => {
                 "The server's storage is full. Delete objects or add space, then retry."
             }

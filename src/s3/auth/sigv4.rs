@@ -143,6 +143,34 @@ fn canonical_query(req: &Request<'_>, presigned: bool, plus_as_space: bool) -> S
     out
 }
 
+/// The first `x-amz-*` request header the signature does not cover, if any. Such a
+/// header could have been added or changed in transit (metadata, copy source, tags), so
+/// S3 refuses the request. Headers that SDKs deliberately leave unsigned are exempt.
+fn unsigned_amz_header(
+    headers: &http::HeaderMap,
+    signed_headers: &str,
+    presigned: bool,
+) -> Option<String> {
+    const ALWAYS_EXEMPT: &[&str] = &["x-amz-user-agent"];
+    // Presigned URLs are signed before the request exists; clients add these later.
+    const PRESIGNED_EXEMPT: &[&str] = &[
+        "x-amz-content-sha256",
+        "x-amz-checksum-mode",
+        "x-amz-date",
+        "x-amz-sdk-checksum-algorithm",
+        "x-amz-expected-bucket-owner",
+        "x-amz-request-payer",
+    ];
+    headers
+        .keys()
+        .map(|n| n.as_str())
+        .filter(|n| n.starts_with("x-amz-"))
+        .filter(|n| !ALWAYS_EXEMPT.contains(n))
+        .filter(|n| !(presigned && PRESIGNED_EXEMPT.contains(n)))
+        .find(|n| !signed_headers.split(';').any(|s| s.eq_ignore_ascii_case(n)))
+        .map(str::to_string)
+}
+
 /// Canonical headers block (`name:value\n` per signed header) for `signed_headers`.
 fn canonical_headers(
     req: &Request<'_>,
@@ -189,6 +217,9 @@ fn check(
     secrets: &dyn SecretLookup,
     err: fn(String) -> AuthError,
 ) -> Result<[u8; 32], AuthError> {
+    if let Some(name) = unsigned_amz_header(req.headers, s.signed_headers, s.presigned) {
+        return Err(AuthError::HeadersNotSigned(name));
+    }
     let headers = canonical_headers(req, s.signed_headers, err)?;
     let secret = secrets
         .secret_for(&s.cred.access_key_id)

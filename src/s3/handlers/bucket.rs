@@ -51,11 +51,11 @@ pub async fn create_bucket(ctx: Ctx, body: Body) -> Result<Response<Body>, S3Err
             && lc != region
         {
             return Err(S3Error::msg(
-                    Code::InvalidArgument,
-                    format!("The specified location-constraint is not valid: this server's region is {region}"),
-                )
-                .detail("ArgumentName", "LocationConstraint")
-                .detail("ArgumentValue", lc));
+                Code::IllegalLocationConstraintException,
+                format!(
+                    "The {lc} location constraint is incompatible for the region specific endpoint this request was sent to ({region})."
+                ),
+            ));
         }
     }
     ctx.app.db.create_bucket(name.clone(), region).await?;

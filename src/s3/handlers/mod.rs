@@ -17,6 +17,16 @@ use super::xml::{self, Owner};
 /// Runs the handler of the routed operation.
 pub async fn dispatch(ctx: Ctx, body: Body) -> Result<Response<Body>, S3Error> {
     use Endpoint as E;
+    // Buckets are never versioned: the only version of an object is `null`.
+    if let Some(v) = ctx.query.get("versionId")
+        && v != "null"
+    {
+        return Err(
+            S3Error::msg(Code::InvalidArgument, "Invalid version id specified")
+                .detail("ArgumentName", "versionId")
+                .detail("ArgumentValue", v),
+        );
+    }
     match ctx.route.endpoint {
         E::ListBuckets => bucket::list_buckets(ctx).await,
         E::CreateBucket => bucket::create_bucket(ctx, body).await,

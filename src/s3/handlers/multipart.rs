@@ -69,6 +69,7 @@ pub async fn create(ctx: Ctx) -> Result<Response<Body>, S3Error> {
             })
         })
         .transpose()?;
+    let checksum_type = checksum_type(&ctx, algorithm)?;
     let id = format!(
         "{:032x}{:016x}",
         rand::random::<u128>(),
@@ -84,6 +85,7 @@ pub async fn create(ctx: Ctx) -> Result<Response<Body>, S3Error> {
                 created_at: now_millis(),
                 headers,
                 checksum_algorithm: algorithm,
+                checksum_type,
                 tags,
             },
         )
@@ -94,16 +96,68 @@ pub async fn create(ctx: Ctx) -> Result<Response<Body>, S3Error> {
         Key: key,
         UploadId: id,
     })?;
-    if let Some(a) = algorithm {
-        if let Ok(v) = http::HeaderValue::from_str(a.name()) {
-            resp.headers_mut().insert("x-amz-checksum-algorithm", v);
-        }
-        resp.headers_mut().insert(
+    if let (Some(a), Some(t)) = (algorithm, checksum_type) {
+        let h = resp.headers_mut();
+        h.insert(
+            "x-amz-checksum-algorithm",
+            http::HeaderValue::from_static(a.name()),
+        );
+        h.insert(
             "x-amz-checksum-type",
-            http::HeaderValue::from_static("COMPOSITE"),
+            http::HeaderValue::from_static(t.name()),
         );
     }
     Ok(resp)
+}
+
+/// The checksum type of a new upload: `x-amz-checksum-type`, else S3's default for the
+/// algorithm (FULL_OBJECT for CRC64NVME, COMPOSITE for the others). SHA digests cannot
+/// be combined, so they cannot be FULL_OBJECT.
+fn checksum_type(
+    ctx: &Ctx,
+    algorithm: Option<ChecksumAlgorithm>,
+) -> Result<Option<ChecksumType>, S3Error> {
+    let asked = match ctx.header("x-amz-checksum-type").map(str::trim) {
+        None => None,
+        Some(t) if t.eq_ignore_ascii_case("FULL_OBJECT") => Some(ChecksumType::FullObject),
+        Some(t) if t.eq_ignore_ascii_case("COMPOSITE") => Some(ChecksumType::Composite),
+        Some(t) => {
+            return Err(S3Error::msg(
+                Code::InvalidRequest,
+                format!("Value for x-amz-checksum-type header is invalid: {t}"),
+            ));
+        }
+    };
+    let Some(algorithm) = algorithm else {
+        return match asked {
+            None => Ok(None),
+            Some(_) => Err(S3Error::msg(
+                Code::InvalidRequest,
+                "x-amz-checksum-type requires x-amz-checksum-algorithm",
+            )),
+        };
+    };
+    let kind = match (algorithm, asked) {
+        (ChecksumAlgorithm::Crc64Nvme, Some(ChecksumType::Composite)) => {
+            return Err(S3Error::msg(
+                Code::InvalidRequest,
+                "The COMPOSITE checksum type cannot be used with the crc64nvme checksum algorithm.",
+            ));
+        }
+        (ChecksumAlgorithm::Sha1 | ChecksumAlgorithm::Sha256, Some(ChecksumType::FullObject)) => {
+            return Err(S3Error::msg(
+                Code::InvalidRequest,
+                format!(
+                    "The FULL_OBJECT checksum type cannot be used with the {} checksum algorithm.",
+                    algorithm.name().to_ascii_lowercase()
+                ),
+            ));
+        }
+        (ChecksumAlgorithm::Crc64Nvme, None) => ChecksumType::FullObject,
+        (_, Some(t)) => t,
+        (_, None) => ChecksumType::Composite,
+    };
+    Ok(Some(kind))
 }
 
 /// UploadPart.
@@ -205,8 +259,11 @@ pub async fn upload_part_copy(ctx: Ctx) -> Result<Response<Body>, S3Error> {
             };
             if spec.1 >= obj.size {
                 return Err(S3Error::msg(
-                    Code::InvalidRange,
-                    "The requested range is not satisfiable",
+                    Code::InvalidArgument,
+                    format!(
+                        "Range specified is not valid for source object of size: {}",
+                        obj.size
+                    ),
                 ));
             }
             (spec.0, spec.1 - spec.0 + 1)
@@ -275,7 +332,9 @@ fn build_object(
                     .map(|(_, v)| v.clone())
             })
             .collect();
-        let use_full = full_object || a == ChecksumAlgorithm::Crc64Nvme;
+        let use_full = full_object
+            || a == ChecksumAlgorithm::Crc64Nvme
+            || upload.checksum_type == Some(ChecksumType::FullObject);
         if use_full {
             let sized: Vec<_> = values
                 .into_iter()

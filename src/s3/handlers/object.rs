@@ -251,7 +251,7 @@ pub async fn get_object(ctx: Ctx, head: bool) -> Result<Response<Body>, S3Error>
         (Some(n), None) => {
             let count = obj.parts_count.unwrap_or(1);
             if n > count {
-                return Err(S3Error::new(Code::InvalidRange)
+                return Err(S3Error::new(Code::InvalidPartNumber)
                     .header("content-range", format!("bytes */{}", obj.size)));
             }
             if obj.parts_count.is_none() {
