@@ -25,7 +25,9 @@ pub struct ServeOptions {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Time allowed to receive a request's header section (also bounds idle keep-alive).
     pub header_read_timeout: Duration,
-    /// Largest header section hyper buffers (bytes).
+    /// Largest header section accepted (bytes). hyper buffers four times as much so that
+    /// a moderately oversized header gets the S3 error from the S3 layer; beyond that
+    /// hyper answers 431 itself.
     pub max_header_bytes: usize,
     /// How long in-flight requests may run after shutdown starts.
     pub shutdown_grace: Duration,
@@ -108,7 +110,7 @@ pub async fn serve(
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(opts.header_read_timeout)
-            .max_buf_size(opts.max_header_bytes.max(8192));
+            .max_buf_size(opts.max_header_bytes.saturating_mul(4).max(16 * 1024));
         match &acceptor {
             None => {
                 let conn = builder.serve_connection(TokioIo::new(tcp), service);

@@ -158,9 +158,6 @@ fn error_response(e: &S3Error, resource: &str, request_id: &str, head: bool) -> 
     resp.unwrap_or_else(|_| Response::new(Body::empty()))
 }
 
-/// Largest header section accepted, as in S3 (8 KiB, user metadata included).
-const MAX_HEADER_BYTES: usize = 8 * 1024;
-
 type Outcome = Result<(Response<Body>, &'static str), (S3Error, &'static str)>;
 
 async fn dispatch(
@@ -175,13 +172,14 @@ async fn dispatch(
         .iter()
         .map(|(n, v)| n.as_str().len() + v.len() + 4)
         .sum();
-    if header_bytes > MAX_HEADER_BYTES {
+    let max_header_bytes = app.settings.server.max_header_bytes;
+    if header_bytes > max_header_bytes {
         return Err((
             S3Error::msg(
                 Code::RequestHeaderSectionTooLarge,
                 "Your request header section exceeds the maximum allowed size.",
             )
-            .detail("MaxSizeAllowed", MAX_HEADER_BYTES.to_string()),
+            .detail("MaxSizeAllowed", max_header_bytes.to_string()),
             "Unknown",
         ));
     }

@@ -36,6 +36,8 @@ pub struct TestApp {
     pub data_dir: Arc<tempfile::TempDir>,
     config: Option<Arc<tempfile::NamedTempFile>>,
     child: Child,
+    /// The server's stderr, when started with [`Launch::capture_logs`].
+    pub logs: Arc<std::sync::Mutex<String>>,
 }
 
 impl Drop for TestApp {
@@ -76,18 +78,61 @@ fn start(
     secret: String,
     config: Option<Arc<tempfile::NamedTempFile>>,
 ) -> TestApp {
+    launch(dir, access, secret, config, &Launch::default()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Extra ways to start the server, for the operations tests.
+#[derive(Default, Clone)]
+pub struct Launch {
+    /// Arguments after `serve` replacing `--listen 127.0.0.1:0 --data-dir <dir>`.
+    pub args: Option<Vec<String>>,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
+    /// Keep the server's stderr (logs) in [`TestApp::logs`].
+    pub capture_logs: bool,
+    /// Root credentials come from the environment unless this is set.
+    pub no_root_env: bool,
+}
+
+/// Starts a server as [`Launch`] says. Returns the error text (with the server's stderr)
+/// if it exits or does not print its listening line.
+pub fn launch(
+    dir: Arc<tempfile::TempDir>,
+    access: String,
+    secret: String,
+    config: Option<Arc<tempfile::NamedTempFile>>,
+    opts: &Launch,
+) -> Result<TestApp, String> {
     let log = std::env::var_os("TEST_LOG").is_some();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tarn"));
-    cmd.arg("serve")
-        .arg("--listen")
-        .arg("127.0.0.1:0")
-        .arg("--data-dir")
-        .arg(dir.path())
-        .env("TARN_ROOT_ACCESS_KEY", &access)
-        .env("TARN_ROOT_SECRET_KEY", &secret)
-        .stdin(Stdio::null())
+    cmd.arg("serve");
+    match &opts.args {
+        Some(args) => {
+            cmd.args(args);
+        }
+        None => {
+            cmd.arg("--listen")
+                .arg("127.0.0.1:0")
+                .arg("--data-dir")
+                .arg(dir.path());
+        }
+    }
+    if !opts.no_root_env {
+        cmd.env("TARN_ROOT_ACCESS_KEY", &access)
+            .env("TARN_ROOT_SECRET_KEY", &secret);
+    }
+    for (k, v) in &opts.env {
+        cmd.env(k, v);
+    }
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(if log { Stdio::inherit() } else { Stdio::null() });
+        .stderr(if opts.capture_logs {
+            Stdio::piped()
+        } else if log {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        });
     if let Some(c) = &config {
         cmd.arg("--config").arg(c.path());
     }
@@ -95,6 +140,20 @@ fn start(
         cmd.env("TARN_LOG", "debug");
     }
     let mut child = cmd.spawn().expect("spawn tarn");
+    let logs = Arc::new(std::sync::Mutex::new(String::new()));
+    if let Some(stderr) = child.stderr.take() {
+        let logs = logs.clone();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stderr);
+            let mut line = String::new();
+            while matches!(reader.read_line(&mut line), Ok(n) if n > 0) {
+                if let Ok(mut l) = logs.lock() {
+                    l.push_str(&line);
+                }
+                line.clear();
+            }
+        });
+    }
     let stdout = child.stdout.take().expect("stdout");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -106,8 +165,11 @@ fn start(
             match reader.read_line(&mut line) {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {
-                    if !sent && let Some(a) = line.trim().strip_prefix("tarn listening on http://")
-                    {
+                    let rest = line.trim();
+                    let addr = rest
+                        .strip_prefix("tarn listening on http://")
+                        .or_else(|| rest.strip_prefix("tarn listening on https://"));
+                    if !sent && let Some(a) = addr {
                         let _ = tx.send(a.to_string());
                         sent = true;
                     }
@@ -120,19 +182,39 @@ fn start(
         Err(_) => {
             let status = child.try_wait();
             let _ = child.kill();
-            panic!(
-                "tarn did not print its listening line (exit status: {status:?}); run with TEST_LOG=1 to see its log"
-            );
+            let _ = child.wait();
+            std::thread::sleep(Duration::from_millis(100));
+            let text = logs.lock().map(|l| l.clone()).unwrap_or_default();
+            return Err(format!(
+                "tarn did not print its listening line (exit status: {status:?}); stderr:\n{text}"
+            ));
         }
     };
-    TestApp {
+    Ok(TestApp {
         addr,
         access_key: access,
         secret_key: secret,
         data_dir: dir,
         config,
         child,
-    }
+        logs,
+    })
+}
+
+/// Fresh random root credentials.
+pub fn new_credentials() -> (String, String) {
+    (
+        format!("AK{}", random_hex(18).to_uppercase()),
+        random_hex(40),
+    )
+}
+
+/// A configuration file holding `toml`.
+pub fn config_file(toml: &str) -> Arc<tempfile::NamedTempFile> {
+    use std::io::Write;
+    let mut f = tempfile::NamedTempFile::new().expect("config file");
+    f.write_all(toml.as_bytes()).expect("write config");
+    Arc::new(f)
 }
 
 /// How the request is authenticated.
@@ -432,6 +514,11 @@ impl TestApp {
             self.secret_key.clone(),
             self.config.clone(),
         )
+    }
+
+    /// The server's process id.
+    pub fn child_id(&self) -> u32 {
+        self.child.id()
     }
 
     /// Stops the server with SIGTERM and waits for it to exit; returns its exit status.

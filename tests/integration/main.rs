@@ -12,6 +12,7 @@ mod edge;
 mod listing;
 mod multipart;
 mod objects;
+mod ops;
 mod post;
 mod probes;
 mod reads;
