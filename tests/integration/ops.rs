@@ -64,7 +64,8 @@ async fn config_precedence_defaults_file_env_flags() {
 
 #[tokio::test]
 async fn invalid_configuration_fails_at_start_naming_the_key() {
-    let cases: Vec<(Option<&str>, Vec<(&str, &str)>, &str)> = vec![
+    type Case<'a> = (Option<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
         (Some("[s3]\nbogus = 1\n"), vec![], "bogus"),
         (Some("[nosuchsection]\nx = 1\n"), vec![], "nosuchsection"),
         (
