@@ -200,6 +200,10 @@ async fn observe(State(state): State<AppState>, mut req: Request, next: Next) ->
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let bytes_in = content_length(req.headers());
+    let expects_continue = req
+        .headers()
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     let span = tracing::info_span!("request", request_id = %request_id, %method);
     let permit = state.limiter.clone().try_acquire_owned();
     let mut resp = match permit {
@@ -218,6 +222,14 @@ async fn observe(State(state): State<AppState>, mut req: Request, next: Next) ->
         });
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().entry("x-amz-request-id").or_insert(v);
+    }
+    // hyper sends `100 Continue` only when a body is read. A request that expected it
+    // but was answered without (an empty body, or refused early) leaves some clients
+    // (botocore before 1.x's fix, used by aws-cli v1) misreading the next response on
+    // the connection, so such connections are closed after the answer.
+    if expects_continue && (bytes_in == 0 || !resp.status().is_success()) {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     let status = resp.status().as_u16();
     let elapsed = started.elapsed();

@@ -55,6 +55,7 @@ const SUB_RESOURCES: &[&str] = &[
 /// Build the SigV2 string to sign; `date_line` is the Date / Expires line.
 fn string_to_sign(
     req: &Request<'_>,
+    path: &str,
     date_line: &[u8],
     resource_prefix: Option<&str>,
 ) -> Result<Vec<u8>, AuthError> {
@@ -96,7 +97,7 @@ fn string_to_sign(
     if let Some(prefix) = resource_prefix {
         out.extend_from_slice(prefix.as_bytes());
     }
-    out.extend_from_slice(req.path.as_bytes());
+    out.extend_from_slice(path.as_bytes());
     let mut subs: Vec<(&[u8], Option<Vec<u8>>)> = req
         .params
         .iter()
@@ -132,17 +133,30 @@ fn check(
     let provided = base64::engine::general_purpose::STANDARD
         .decode(signature_b64)
         .map_err(|_| AuthError::SignatureDoesNotMatch)?;
-    let sts = string_to_sign(req, date_line, prefix)?;
-    let Ok(mut mac) = Hmac::<Sha1>::new_from_slice(secret.as_bytes()) else {
-        return Err(AuthError::SignatureDoesNotMatch);
-    };
-    mac.update(&sts);
-    let computed = mac.finalize().into_bytes();
-    if util::ct_eq(&computed, &provided) {
-        Ok(())
-    } else {
-        Err(AuthError::SignatureDoesNotMatch)
+    // botocore signs a path-style bucket resource as `/bucket/` while it sends `/bucket`
+    // (AWS's own examples sign `/johnsmith/` too), so a bare bucket path is tried both ways.
+    let bare_bucket = prefix.is_none()
+        && req
+            .path
+            .strip_prefix('/')
+            .is_some_and(|rest| !rest.is_empty() && !rest.contains('/'));
+    let with_slash = format!("{}/", req.path);
+    let mut candidates = vec![req.path];
+    if bare_bucket {
+        candidates.push(with_slash.as_str());
     }
+    for path in candidates {
+        let sts = string_to_sign(req, path, date_line, prefix)?;
+        let Ok(mut mac) = Hmac::<Sha1>::new_from_slice(secret.as_bytes()) else {
+            return Err(AuthError::SignatureDoesNotMatch);
+        };
+        mac.update(&sts);
+        let computed = mac.finalize().into_bytes();
+        if util::ct_eq(&computed, &provided) {
+            return Ok(());
+        }
+    }
+    Err(AuthError::SignatureDoesNotMatch)
 }
 
 /// Verify `Authorization: AWS AKID:signature`; `rest` follows `AWS `.
