@@ -85,6 +85,9 @@ impl App {
             }
         };
         let db = Db::open(&data_dir.join("tarn.db"))?;
+        if settings.zones.create_zone_buckets {
+            db.bootstrap_zones(settings.s3.region.clone()).await?;
+        }
         let blobs = BlobStore::open(&data_dir, settings.storage.fsync)?;
         let (db2, blobs2) = (db.clone(), blobs.clone());
         let (tmp, orphans) = tokio::task::spawn_blocking(move || {

@@ -27,6 +27,28 @@ pub struct Settings {
     pub storage: StorageSettings,
     pub s3: S3Settings,
     pub auth: AuthSettings,
+    pub zones: ZoneSettings,
+}
+
+/// `[zones]`: how buckets are bound to zones.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ZoneSettings {
+    /// Zone of a bucket created through S3 CreateBucket: `raw`, `transformed` or
+    /// `curated` (default raw). Env `TARN_DEFAULT_ZONE` overrides.
+    pub default_zone: String,
+    /// Create the buckets `raw`, `transformed` and `curated` on first start (default
+    /// true). Env `TARN_CREATE_ZONE_BUCKETS` (`true`/`false`) overrides.
+    pub create_zone_buckets: bool,
+}
+
+impl Default for ZoneSettings {
+    fn default() -> Self {
+        ZoneSettings {
+            default_zone: "raw".into(),
+            create_zone_buckets: true,
+        }
+    }
 }
 
 /// `[server]`: where to listen.
@@ -129,6 +151,12 @@ impl Settings {
         if let Ok(v) = std::env::var("TARN_ROOT_SECRET_KEY") {
             s.auth.root_secret_key = Some(v);
         }
+        if let Ok(v) = std::env::var("TARN_DEFAULT_ZONE") {
+            s.zones.default_zone = v;
+        }
+        if let Ok(v) = std::env::var("TARN_CREATE_ZONE_BUCKETS") {
+            s.zones.create_zone_buckets = v.trim().eq_ignore_ascii_case("true");
+        }
         Ok(s)
     }
 
@@ -138,6 +166,12 @@ impl Settings {
             return Err(Error::Invalid {
                 key: "s3.region",
                 message: "must not be empty".into(),
+            });
+        }
+        if crate::meta::Zone::parse(&self.zones.default_zone).is_none() {
+            return Err(Error::Invalid {
+                key: "zones.default_zone",
+                message: "must be raw, transformed or curated".into(),
             });
         }
         if self.s3.min_part_size == 0 {

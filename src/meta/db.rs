@@ -38,10 +38,16 @@ pub struct Db {
 }
 
 /// The SQL migrations, embedded at build time; the index + 1 is the schema version.
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_objects",
-    include_str!("../../migrations/0001_objects.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_objects",
+        include_str!("../../migrations/0001_objects.sql"),
+    ),
+    (
+        "0002_catalog",
+        include_str!("../../migrations/0002_catalog.sql"),
+    ),
+];
 
 fn open(path: &Path, read_only: bool) -> Result<Connection, Error> {
     let flags = if read_only {

@@ -10,6 +10,7 @@ pub mod form;
 mod handlers;
 pub mod range;
 pub mod xml;
+pub mod zones;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
