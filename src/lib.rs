@@ -8,10 +8,12 @@
 //! - [`meta`]: buckets, objects and uploads in SQLite (one writer, group commit).
 //! - [`storage`]: object bytes as immutable blob files, written durably.
 //! - [`api`]: the JSON REST API under `/api/v1/`.
+//! - [`catalog`]: datasets, governance, crawled schemas and search over the metadata DB.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod api;
 pub mod app;
+pub mod catalog;
 pub mod config;
 pub mod credentials;
 pub mod meta;

@@ -13,7 +13,19 @@ use serde::{Deserialize, Serialize};
 use super::{Db, Error};
 
 /// The zone a bucket (and so every dataset in it) belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Zone {
     /// Landing zone: objects are immutable once written.

@@ -1,0 +1,287 @@
+//! Full-text search over datasets with SQLite FTS5, bm25 ranking, filters and facets.
+//!
+//! The index (`dataset_fts`, rowid = dataset id) holds five columns: name,
+//! description, tags (`key value` pairs), column names (of the latest crawled schema,
+//! partition columns included) and metadata values. It is rewritten in the same
+//! transaction as every change to the dataset, so search never sees a stale row.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{Connection, params};
+use serde::Serialize;
+
+use super::Error;
+use super::datasets::{Dataset, dataset_in, datasets_by_ids};
+use crate::meta::{self, Db, Zone};
+
+/// bm25 weights of (name, description, tags, columns, metadata): a hit in the name
+/// counts most, then tags and columns, then prose.
+const RANK: &str = "bm25(dataset_fts, 10.0, 2.0, 4.0, 4.0, 1.0)";
+
+/// Largest page of results.
+pub const MAX_LIMIT: usize = 100;
+
+/// Collects the string and number leaves of a JSON value.
+fn flatten(v: &serde_json::Value, out: &mut String) {
+    match v {
+        serde_json::Value::String(s) => {
+            out.push_str(s);
+            out.push(' ');
+        }
+        serde_json::Value::Number(n) => {
+            out.push_str(&n.to_string());
+            out.push(' ');
+        }
+        serde_json::Value::Bool(_) | serde_json::Value::Null => {}
+        serde_json::Value::Array(a) => a.iter().for_each(|x| flatten(x, out)),
+        serde_json::Value::Object(o) => o.values().for_each(|x| flatten(x, out)),
+    }
+}
+
+/// (Re)writes the index row of dataset `id`.
+pub fn index(conn: &Connection, id: i64) -> Result<(), meta::Error> {
+    unindex(conn, id)?;
+    let Some(d) = dataset_in(conn, id)? else {
+        return Ok(());
+    };
+    let mut tags = String::new();
+    for (k, v) in &d.tags {
+        tags.push_str(k);
+        tags.push(' ');
+        tags.push_str(v);
+        tags.push(' ');
+    }
+    let mut metadata = String::new();
+    flatten(
+        &serde_json::Value::Object(d.metadata.clone()),
+        &mut metadata,
+    );
+    let columns = super::crawl::latest_column_names(conn, id)?.join(" ");
+    conn.prepare_cached(
+        "INSERT INTO dataset_fts (rowid, name, description, tags, columns, metadata)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![id, d.name, d.description, tags, columns, metadata])?;
+    Ok(())
+}
+
+/// Removes dataset `id` from the index.
+pub fn unindex(conn: &Connection, id: i64) -> Result<(), meta::Error> {
+    conn.prepare_cached("DELETE FROM dataset_fts WHERE rowid = ?1")?
+        .execute([id])?;
+    Ok(())
+}
+
+/// Turns user input into an FTS5 query: every whitespace-separated term becomes a
+/// quoted phrase of its word characters (so `sales_daily` finds "sales daily" and no
+/// input can inject FTS5 syntax); a trailing `*` makes it a prefix query. Terms are
+/// ANDed. `None` if the input holds no word at all.
+pub fn fts_query(q: &str) -> Option<String> {
+    let mut parts = Vec::new();
+    for term in q.split_whitespace() {
+        let prefix = term.ends_with('*');
+        let words: Vec<String> = term
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_string)
+            .collect();
+        if words.is_empty() {
+            continue;
+        }
+        let mut p = format!("\"{}\"", words.join(" "));
+        if prefix {
+            p.push('*');
+        }
+        parts.push(p);
+    }
+    (!parts.is_empty()).then(|| parts.join(" "))
+}
+
+/// A search request.
+#[derive(Debug, Clone, Default)]
+pub struct SearchQuery {
+    /// Free text; `None` lists everything that passes the filters, by name.
+    pub q: Option<String>,
+    pub zone: Option<Zone>,
+    pub owner: Option<String>,
+    pub format: Option<String>,
+    pub tags: Vec<(String, String)>,
+    pub offset: usize,
+    pub limit: usize,
+}
+
+/// One search hit.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Hit {
+    /// Relevance (higher is better); absent without a query.
+    pub score: Option<f64>,
+    pub dataset: Dataset,
+}
+
+/// Counts of the matching datasets by facet value.
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+pub struct Facets {
+    pub zone: BTreeMap<String, u64>,
+    pub format: BTreeMap<String, u64>,
+    pub owner: BTreeMap<String, u64>,
+    /// `key=value` -> count, the 20 most frequent tags.
+    pub tags: BTreeMap<String, u64>,
+}
+
+/// Search results.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SearchResult {
+    /// Number of datasets matching the query and filters.
+    pub total: u64,
+    pub results: Vec<Hit>,
+    pub facets: Facets,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// The `FROM ... WHERE ...` part shared by the result and tag-facet queries.
+fn from_where(
+    query: &SearchQuery,
+    fts: Option<&str>,
+    args: &mut Vec<rusqlite::types::Value>,
+) -> String {
+    let mut sql = if let Some(f) = fts {
+        args.push(f.to_string().into());
+        String::from(
+            " FROM dataset_fts JOIN datasets d ON d.id = dataset_fts.rowid
+              WHERE dataset_fts MATCH ?",
+        )
+    } else {
+        String::from(" FROM datasets d WHERE 1")
+    };
+    if let Some(z) = query.zone {
+        sql.push_str(" AND d.zone = ?");
+        args.push(z.as_str().to_string().into());
+    }
+    if let Some(o) = &query.owner {
+        sql.push_str(" AND d.owner = ?");
+        args.push(o.clone().into());
+    }
+    if let Some(f) = &query.format {
+        sql.push_str(" AND d.format = ?");
+        args.push(f.clone().into());
+    }
+    for (k, v) in &query.tags {
+        sql.push_str(
+            " AND EXISTS (SELECT 1 FROM dataset_tags t WHERE t.dataset_id = d.id
+              AND t.key = ? AND t.value = ?)",
+        );
+        args.push(k.clone().into());
+        args.push(v.clone().into());
+    }
+    sql
+}
+
+fn run(
+    conn: &Connection,
+    query: &SearchQuery,
+    fts: Option<&str>,
+) -> Result<SearchResult, meta::Error> {
+    let mut args = Vec::new();
+    let fw = from_where(query, fts, &mut args);
+    let (score, order) = if fts.is_some() {
+        (RANK, "score, d.id")
+    } else {
+        ("0.0", "d.name, d.id")
+    };
+    // One pass over the matches gives the ranking and the zone/format/owner facets.
+    let sql =
+        format!("SELECT d.id, {score} AS score, d.zone, d.format, d.owner{fw} ORDER BY {order}");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(args.iter()))?;
+    let mut facets = Facets::default();
+    let mut page: Vec<(i64, f64)> = Vec::new();
+    let mut total = 0u64;
+    let end = query.offset.saturating_add(query.limit);
+    while let Some(r) = rows.next()? {
+        let i = total as usize;
+        total += 1;
+        let zone: String = r.get(2)?;
+        *facets.zone.entry(zone).or_default() += 1;
+        if let Some(f) = r.get::<_, Option<String>>(3)? {
+            *facets.format.entry(f).or_default() += 1;
+        }
+        *facets.owner.entry(r.get(4)?).or_default() += 1;
+        if i >= query.offset && i < end {
+            page.push((r.get(0)?, r.get(1)?));
+        }
+    }
+    drop(rows);
+    // Tags live in their own table: one grouped query over the same matches.
+    let mut targs = Vec::new();
+    let tfw = from_where(query, fts, &mut targs);
+    let tsql = format!(
+        "SELECT t.key, t.value, COUNT(*) AS n{tfw_join} GROUP BY t.key, t.value
+         ORDER BY n DESC, t.key, t.value LIMIT 20",
+        tfw_join = tfw.replacen(
+            " WHERE",
+            " JOIN dataset_tags t ON t.dataset_id = d.id WHERE",
+            1
+        )
+    );
+    let mut tstmt = conn.prepare_cached(&tsql)?;
+    let mut trows = tstmt.query(rusqlite::params_from_iter(targs.iter()))?;
+    while let Some(r) = trows.next()? {
+        let k: String = r.get(0)?;
+        let v: String = r.get(1)?;
+        facets
+            .tags
+            .insert(format!("{k}={v}"), r.get::<_, i64>(2)?.max(0) as u64);
+    }
+    drop(trows);
+    let ids: Vec<i64> = page.iter().map(|(id, _)| *id).collect();
+    let datasets = datasets_by_ids(conn, &ids)?;
+    let results = datasets
+        .into_iter()
+        .zip(page.iter())
+        .map(|(dataset, (_, s))| Hit {
+            // bm25 is "smaller is better" and negative; flip it for humans.
+            score: fts.map(|_| -s),
+            dataset,
+        })
+        .collect();
+    let next_cursor = ((end as u64) < total).then(|| end.to_string());
+    Ok(SearchResult {
+        total,
+        results,
+        facets,
+        next_cursor,
+    })
+}
+
+/// Runs a search.
+pub async fn search(db: &Db, query: SearchQuery) -> Result<SearchResult, Error> {
+    let fts = match query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        Some(q) => Some(
+            fts_query(q).ok_or_else(|| Error::invalid("q", "the query has no searchable words"))?,
+        ),
+        None => None,
+    };
+    Ok(db
+        .read(move |conn| run(conn, &query, fts.as_deref()))
+        .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fts_query;
+
+    #[test]
+    fn queries_are_phrases_and_cannot_inject_syntax() {
+        assert_eq!(fts_query("sales").as_deref(), Some("\"sales\""));
+        assert_eq!(
+            fts_query("sales_daily eu*").as_deref(),
+            Some("\"sales daily\" \"eu\"*")
+        );
+        assert_eq!(
+            fts_query("a\" OR name:x").as_deref(),
+            Some("\"a\" \"OR\" \"name x\"")
+        );
+        assert_eq!(fts_query(" -- ** "), None);
+    }
+}
