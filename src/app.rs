@@ -147,7 +147,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health/live", get(|| async { "ok" }))
         .route("/health/ready", get(ready))
-        .nest("/api/v1", crate::api::router())
+        .nest("/api/v1", crate::api::router(state.clone()))
         .fallback(crate::s3::handle)
         .with_state(state)
 }
