@@ -429,7 +429,6 @@ pub async fn get(db: &Db, id: i64) -> Result<Dataset, Error> {
 /// Lists datasets matching `f`, by id, one page at a time.
 pub async fn list(db: &Db, f: DatasetFilter) -> Result<Page, Error> {
     let limit = f.limit.clamp(1, 1000);
-    let bucket_name = f.bucket.clone();
     let ids: Vec<i64> = db
         .read(move |conn| {
             let mut sql = String::from(
@@ -467,7 +466,6 @@ pub async fn list(db: &Db, f: DatasetFilter) -> Result<Page, Error> {
             Ok(rows.collect::<Result<Vec<i64>, _>>()?)
         })
         .await?;
-    let _ = bucket_name;
     let more = ids.len() > limit;
     let ids: Vec<i64> = ids.into_iter().take(limit).collect();
     refresh_stale(db, ids.clone()).await?;
