@@ -193,7 +193,11 @@ async fn zones_and_the_raw_write_once_rule() {
     let mut keys = r.xml_all("Key");
     keys.sort();
     assert_eq!(keys, ["a/one.csv", "missing"]);
-    assert!(r.text().contains("<Error><Key>a/one.csv</Key>"), "{}", r.text());
+    assert!(
+        r.text().contains("<Error><Key>a/one.csv</Key>"),
+        "{}",
+        r.text()
+    );
     assert_eq!(app.get("landing", "a/one.csv").await.text(), "x,y\n1,2\n");
     // The admin override.
     let ovr = [("x-tarn-override-zone-rules", "true")];
