@@ -18,6 +18,29 @@ use crate::meta::{self, Db, Zone};
 /// counts most, then tags and columns, then prose.
 const RANK: &str = "bm25(dataset_fts, 10.0, 2.0, 4.0, 4.0, 1.0)";
 
+/// Tag facets returned (the most frequent `key=value` pairs).
+const TAG_FACETS: usize = 20;
+
+/// Facet counters while scanning the matches (hash maps: no allocation per row
+/// for values already seen).
+#[derive(Default)]
+struct FacetCounts {
+    zone: std::collections::HashMap<String, u64>,
+    format: std::collections::HashMap<String, u64>,
+    owner: std::collections::HashMap<String, u64>,
+    tags: std::collections::HashMap<(String, String), u64>,
+}
+
+fn count(map: &mut std::collections::HashMap<String, u64>, v: Option<&str>) {
+    let Some(v) = v else { return };
+    match map.get_mut(v) {
+        Some(n) => *n += 1,
+        None => {
+            map.insert(v.to_string(), 1);
+        }
+    }
+}
+
 /// Largest page of results.
 pub const MAX_LIMIT: usize = 100;
 
@@ -139,8 +162,7 @@ pub struct SearchResult {
     pub next_cursor: Option<String>,
 }
 
-/// The `WITH ... FROM ... WHERE ...` part shared by the result and tag-facet
-/// queries; `join` is spliced in after the datasets table.
+/// The `WITH ... FROM ... WHERE ...` part of the search query.
 ///
 /// The full-text matches are materialized first and then joined to `datasets`
 /// (CROSS JOIN fixes the order): left to itself, the planner may walk a filter's
@@ -148,7 +170,6 @@ pub struct SearchResult {
 fn from_where(
     query: &SearchQuery,
     fts: Option<&str>,
-    join: &str,
     args: &mut Vec<rusqlite::types::Value>,
 ) -> (String, String) {
     let (with, mut sql) = if let Some(f) = fts {
@@ -158,10 +179,10 @@ fn from_where(
                 "WITH m AS MATERIALIZED (SELECT rowid AS id, {RANK} AS score FROM dataset_fts
                  WHERE dataset_fts MATCH ?) "
             ),
-            format!(" FROM m CROSS JOIN datasets d ON d.id = m.id{join} WHERE 1"),
+            " FROM m CROSS JOIN datasets d ON d.id = m.id WHERE 1".to_string(),
         )
     } else {
-        (String::new(), format!(" FROM datasets d{join} WHERE 1"))
+        (String::new(), " FROM datasets d WHERE 1".to_string())
     };
     if let Some(z) = query.zone {
         sql.push_str(" AND d.zone = ?");
@@ -192,58 +213,59 @@ fn run(
     fts: Option<&str>,
 ) -> Result<SearchResult, meta::Error> {
     let mut args = Vec::new();
-    let (with, fw) = from_where(query, fts, "", &mut args);
+    let (with, fw) = from_where(query, fts, &mut args);
     let (score, order) = if fts.is_some() {
         ("m.score", "score, d.id")
     } else {
         ("0.0", "d.name, d.id")
     };
-    // One pass over the matches gives the ranking and the zone/format/owner facets.
+    // One pass over the matches gives the ranking and every facet: a second query
+    // for the tag facets would evaluate the full-text match again.
     let sql = format!(
-        "{with}SELECT d.id, {score} AS score, d.zone, d.format, d.owner{fw} ORDER BY {order}"
+        "{with}SELECT d.id, {score} AS score, d.zone, d.format, d.owner, d.tags{fw} ORDER BY {order}"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query(rusqlite::params_from_iter(args.iter()))?;
-    let mut facets = Facets::default();
+    let mut counts = FacetCounts::default();
     let mut page: Vec<(i64, f64)> = Vec::new();
     let mut total = 0u64;
     let end = query.offset.saturating_add(query.limit);
     while let Some(r) = rows.next()? {
         let i = total as usize;
         total += 1;
-        let zone: String = r.get(2)?;
-        *facets.zone.entry(zone).or_default() += 1;
-        if let Some(f) = r.get::<_, Option<String>>(3)? {
-            *facets.format.entry(f).or_default() += 1;
+        count(&mut counts.zone, r.get_ref(2)?.as_str().ok());
+        count(
+            &mut counts.format,
+            r.get_ref(3)?.as_str_or_null().ok().flatten(),
+        );
+        count(&mut counts.owner, r.get_ref(4)?.as_str().ok());
+        if let Ok(tags) = r.get_ref(5)?.as_str() {
+            let tags: BTreeMap<&str, &str> =
+                serde_json::from_str(tags).map_err(|e| meta::Error::Corrupt(e.to_string()))?;
+            for (k, v) in tags {
+                *counts
+                    .tags
+                    .entry((k.to_string(), v.to_string()))
+                    .or_default() += 1;
+            }
         }
-        *facets.owner.entry(r.get(4)?).or_default() += 1;
         if i >= query.offset && i < end {
             page.push((r.get(0)?, r.get(1)?));
         }
     }
     drop(rows);
-    // Tags live in their own table: one grouped query over the same matches.
-    let mut targs = Vec::new();
-    let (twith, tfw) = from_where(
-        query,
-        fts,
-        " JOIN dataset_tags t ON t.dataset_id = d.id",
-        &mut targs,
-    );
-    let tsql = format!(
-        "{twith}SELECT t.key, t.value, COUNT(*) AS n{tfw} GROUP BY t.key, t.value
-         ORDER BY n DESC, t.key, t.value LIMIT 20"
-    );
-    let mut tstmt = conn.prepare_cached(&tsql)?;
-    let mut trows = tstmt.query(rusqlite::params_from_iter(targs.iter()))?;
-    while let Some(r) = trows.next()? {
-        let k: String = r.get(0)?;
-        let v: String = r.get(1)?;
-        facets
-            .tags
-            .insert(format!("{k}={v}"), r.get::<_, i64>(2)?.max(0) as u64);
-    }
-    drop(trows);
+    let mut tags: Vec<((String, String), u64)> = counts.tags.into_iter().collect();
+    tags.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let facets = Facets {
+        zone: counts.zone.into_iter().collect(),
+        format: counts.format.into_iter().collect(),
+        owner: counts.owner.into_iter().collect(),
+        tags: tags
+            .into_iter()
+            .take(TAG_FACETS)
+            .map(|((k, v), n)| (format!("{k}={v}"), n))
+            .collect(),
+    };
     let ids: Vec<i64> = page.iter().map(|(id, _)| *id).collect();
     let datasets = datasets_by_ids(conn, &ids)?;
     let results = datasets
