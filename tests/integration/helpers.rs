@@ -106,11 +106,10 @@ fn start(
             match reader.read_line(&mut line) {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {
-                    if !sent {
-                        if let Some(a) = line.trim().strip_prefix("tarn listening on http://") {
-                            let _ = tx.send(a.to_string());
-                            sent = true;
-                        }
+                    if !sent && let Some(a) = line.trim().strip_prefix("tarn listening on http://")
+                    {
+                        let _ = tx.send(a.to_string());
+                        sent = true;
                     }
                 }
             }
@@ -651,10 +650,7 @@ pub fn parse_response(mut buf: &[u8], is_head: bool) -> Response {
 
 fn dechunk(mut raw: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(eol) = raw.windows(2).position(|w| w == b"\r\n") else {
-            break;
-        };
+    while let Some(eol) = raw.windows(2).position(|w| w == b"\r\n") {
         let line = String::from_utf8_lossy(&raw[..eol]);
         let size =
             usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16).unwrap_or(0);
