@@ -107,6 +107,9 @@ impl App {
             }
         };
         let db = Db::open(&data_dir.join("tarn.db"))?;
+        if settings.zones.create_zone_buckets {
+            db.bootstrap_zones(settings.s3.region.clone()).await?;
+        }
         let blobs = BlobStore::open(&data_dir, settings.storage.fsync)?;
         let (db2, blobs2) = (db.clone(), blobs.clone());
         let (tmp, orphans) = tokio::task::spawn_blocking(move || {
@@ -184,7 +187,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health/live", get(|| async { "ok" }))
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics))
-        .nest("/api/v1", crate::api::router())
+        .nest("/api/v1", crate::api::router(state.clone()))
         .fallback(crate::s3::handle)
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)

@@ -29,6 +29,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub tls: TlsSettings,
     pub log: LogSettings,
+    pub zones: ZoneSettings,
 }
 
 /// `[tls]`: serve HTTPS when both are set.
@@ -58,6 +59,27 @@ pub enum LogFormat {
 pub struct LogSettings {
     /// `pretty` or `json` (default pretty). Verbosity comes from `TARN_LOG` (default info).
     pub format: LogFormat,
+}
+
+/// `[zones]`: how buckets are bound to zones.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ZoneSettings {
+    /// Zone of a bucket created through S3 CreateBucket: `raw`, `transformed` or
+    /// `curated` (default raw).
+    pub default_zone: String,
+    /// Create the buckets `raw`, `transformed` and `curated` on first start (default
+    /// true).
+    pub create_zone_buckets: bool,
+}
+
+impl Default for ZoneSettings {
+    fn default() -> Self {
+        ZoneSettings {
+            default_zone: "raw".into(),
+            create_zone_buckets: true,
+        }
+    }
 }
 
 /// `[server]`: where to listen.
@@ -206,6 +228,12 @@ impl Settings {
             return Err(Error::Invalid {
                 key: "s3.region",
                 message: "must not be empty".into(),
+            });
+        }
+        if crate::meta::Zone::parse(&self.zones.default_zone).is_none() {
+            return Err(Error::Invalid {
+                key: "zones.default_zone",
+                message: "must be raw, transformed or curated".into(),
             });
         }
         if self.s3.min_part_size == 0 {

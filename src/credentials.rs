@@ -33,6 +33,17 @@ fn random_string(len: usize, alphabet: &[u8]) -> String {
 }
 
 impl Credentials {
+    /// Whether `access_key_id` belongs to an admin. Until users exist (issue 5) the
+    /// root credential is the only principal, and it is an admin.
+    pub fn is_admin(&self, access_key_id: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        bool::from(
+            access_key_id
+                .as_bytes()
+                .ct_eq(self.access_key_id.as_bytes()),
+        )
+    }
+
     /// Credentials from explicit values.
     pub fn new(access_key_id: String, secret_access_key: String) -> Credentials {
         Credentials {

@@ -10,10 +10,12 @@
 //! - [`api`]: the JSON REST API under `/api/v1/`.
 //! - [`server`]: the accept loop (TLS, timeouts, graceful shutdown).
 //! - [`metrics`]: Prometheus counters and gauges.
+//! - [`catalog`]: datasets, governance, crawled schemas and search over the metadata DB.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod api;
 pub mod app;
+pub mod catalog;
 pub mod config;
 pub mod credentials;
 pub mod meta;

@@ -1,24 +1,87 @@
-//! The JSON REST API under `/api/v1/`. The catalog, cart and governance routes land
-//! here; until then every path answers a JSON 404 so the prefix is clearly reserved.
+//! The JSON REST API under `/api/v1/`: zones, buckets, governance, datasets, schema,
+//! crawl and search.
+//!
+//! Every route is declared once, with its `#[utoipa::path]` annotation, through
+//! [`utoipa_axum::routes!`]: the router and the OpenAPI document served at
+//! `/api/v1/openapi.json` come from the same declarations and cannot drift.
+//! One middleware ([`auth::middleware`]) authenticates every request and renders
+//! every error as `{"error": {"code", "message", "request_id"}}`.
+
+pub mod auth;
+mod datasets;
+pub mod error;
+pub mod extract;
+mod zones;
 
 use axum::Json;
 use axum::Router;
-use http::StatusCode;
-use serde_json::json;
+use axum::routing::get;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::AppState;
+pub use auth::Principal;
+pub use error::Error;
 
-/// Routes of the REST API (mounted at `/api/v1`).
-pub fn router() -> Router<AppState> {
-    Router::new().fallback(not_found)
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Tarn REST API", description = "Zones, datasets, schema, crawl and search. \
+        Every request is signed with SigV4 like an S3 request \
+        (curl --aws-sigv4 \"aws:amz:us-east-1:s3\" --user KEY:SECRET)."),
+    servers((url = "/api/v1")),
+    components(schemas(error::ErrorDoc, error::ErrorBody)),
+    tags((name = "zones"), (name = "governance"), (name = "datasets"), (name = "search"))
+)]
+struct ApiDoc;
+
+/// Fails unless the caller is an admin.
+pub fn require_admin(who: &Principal, action: &str) -> Result<(), Error> {
+    if who.admin {
+        Ok(())
+    } else {
+        Err(Error::AccessDenied(format!("only an admin may {action}")))
+    }
 }
 
-async fn not_found() -> (StatusCode, Json<serde_json::Value>) {
-    let request_id = crate::s3::new_request_id();
-    (
-        StatusCode::NOT_FOUND,
-        Json(
-            json!({"error": {"code": "NotFound", "message": "no such API route", "request_id": &*request_id}}),
-        ),
-    )
+/// The routes and the OpenAPI document they describe.
+pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(zones::list_zones))
+        .routes(routes!(zones::list_buckets))
+        .routes(routes!(zones::get_bucket, zones::put_bucket))
+        .routes(routes!(zones::get_governance, zones::put_governance))
+        .routes(routes!(datasets::create_dataset, datasets::list_datasets))
+        .routes(routes!(
+            datasets::get_dataset,
+            datasets::patch_dataset,
+            datasets::delete_dataset
+        ))
+        .routes(routes!(datasets::crawl_dataset))
+        .routes(routes!(datasets::get_schema))
+        .routes(routes!(datasets::search_datasets))
+        .split_for_parts()
+}
+
+/// Routes of the REST API (mounted at `/api/v1`), behind authentication.
+pub fn router(state: AppState) -> Router<AppState> {
+    let (routes, doc) = routes();
+    let doc = std::sync::Arc::new(doc);
+    routes
+        .route(
+            "/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move { Json(doc.as_ref().clone()) }
+            }),
+        )
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            auth::middleware,
+        ))
+}
+
+async fn not_found() -> Error {
+    Error::NotFound("no such API route".into())
 }

@@ -54,6 +54,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0002_upload_checksum_type",
         include_str!("../../migrations/0002_upload_checksum_type.sql"),
     ),
+    (
+        "0003_catalog",
+        include_str!("../../migrations/0003_catalog.sql"),
+    ),
 ];
 
 fn open(path: &Path, read_only: bool) -> Result<Connection, Error> {

@@ -8,7 +8,9 @@ mod buckets;
 mod db;
 mod multipart;
 mod objects;
+pub mod stats;
 mod types;
+pub mod zones;
 
 pub use buckets::Bucket;
 pub use db::Db;
@@ -17,6 +19,7 @@ pub use objects::{DeleteOutcome, ListEntry, ListParams, Listing, WriteCondition}
 pub use types::{
     Checksum, ChecksumAlgorithm, ChecksumType, ObjectHeaders, ObjectMeta, Segment, Tags,
 };
+pub use zones::{BucketInfo, Zone, ZoneRules};
 
 /// Errors of the metadata layer. Semantic variants are the S3 conditions that can only
 /// be decided inside a transaction; the rest are failures of the database itself.
@@ -40,6 +43,9 @@ pub enum Error {
     InvalidPartOrder,
     #[error("part {part} is smaller than the minimum allowed size")]
     EntityTooSmall { part: u32 },
+    /// A zone rule refused the write (S3 `AccessDenied`, REST 403).
+    #[error("{0}")]
+    ZoneRule(String),
     #[error("stored row is corrupt: {0}")]
     Corrupt(String),
     #[error("sqlite: {0}")]

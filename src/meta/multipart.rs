@@ -56,6 +56,8 @@ pub struct CompleteRequest {
     /// Smallest allowed size of every part but the last.
     pub min_part_size: u64,
     pub cond: WriteCondition,
+    /// Whether the zone rules apply to the completed object.
+    pub rules: super::ZoneRules,
 }
 
 /// Parameters of ListMultipartUploads.
@@ -233,6 +235,7 @@ impl Db {
             parts: requested,
             min_part_size,
             cond,
+            rules,
         } = req;
         self.write(move |conn| {
             let (bucket_id, upload) = upload_in(conn, &bucket, &key, &upload_id)?;
@@ -271,7 +274,7 @@ impl Db {
                 }
             }
             let obj = build(&upload, &chosen)?;
-            let mut unreferenced = upsert_object(conn, bucket_id, &obj, &cond)?;
+            let mut unreferenced = upsert_object(conn, bucket_id, &obj, &cond, rules)?;
             unreferenced.extend(
                 stored
                     .into_iter()

@@ -5,7 +5,9 @@ use std::collections::HashSet;
 use rusqlite::{Connection, params};
 
 use super::buckets::bucket_by_name;
+use super::stats::{self, Version};
 use super::types::{from_json, to_json};
+use super::zones::{ZoneRules, check_overwrite};
 use super::{Checksum, Db, Error, ObjectHeaders, ObjectMeta, Segment, Tags};
 
 /// A precondition checked atomically with a write.
@@ -23,6 +25,8 @@ pub enum WriteCondition {
 #[derive(Debug, Default)]
 pub struct DeleteOutcome {
     pub existed: bool,
+    /// A zone rule kept the object (nothing was deleted); the message names the rule.
+    pub denied: Option<String>,
     pub blobs: Vec<String>,
 }
 
@@ -109,14 +113,24 @@ fn check_condition(existing: Option<&ObjectMeta>, cond: &WriteCondition) -> Resu
 }
 
 /// Inserts or replaces an object row, returning the blobs the replaced object used.
+/// Zone rules and bucket/dataset statistics are applied in the same transaction.
 pub(super) fn upsert_object(
     conn: &Connection,
     bucket_id: i64,
     obj: &ObjectMeta,
     cond: &WriteCondition,
+    rules: ZoneRules,
 ) -> Result<Vec<String>, Error> {
     let existing = object_in(conn, bucket_id, &obj.key)?;
     check_condition(existing.as_ref(), cond)?;
+    check_overwrite(conn, bucket_id, existing.is_some(), rules)?;
+    stats::apply(
+        conn,
+        bucket_id,
+        &obj.key,
+        existing.as_ref().map(sized),
+        Some(sized(obj)),
+    )?;
     conn.prepare_cached(&format!(
         "INSERT OR REPLACE INTO objects (bucket_id, {OBJECT_COLUMNS})
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
@@ -138,9 +152,16 @@ pub(super) fn upsert_object(
         .unwrap_or_default())
 }
 
+fn sized(o: &ObjectMeta) -> Version {
+    Version {
+        size: o.size as i64,
+        modified: o.last_modified,
+    }
+}
+
 /// The smallest string greater than every string that starts with `s`, or `None`
 /// if there is none (`s` ends in `char::MAX`).
-fn prefix_successor(s: &str) -> Option<String> {
+pub(super) fn prefix_successor(s: &str) -> Option<String> {
     let mut chars: Vec<char> = s.chars().collect();
     while let Some(last) = chars.pop() {
         let mut next = last as u32 + 1;
@@ -244,33 +265,52 @@ impl Db {
         bucket: String,
         obj: ObjectMeta,
         cond: WriteCondition,
+        rules: ZoneRules,
     ) -> Result<Vec<String>, Error> {
         self.write(move |conn| {
             let b = bucket_by_name(conn, &bucket)?;
-            upsert_object(conn, b.id, &obj, &cond)
+            upsert_object(conn, b.id, &obj, &cond, rules)
         })
         .await
     }
 
-    /// Deletes objects by key; missing keys are not an error (as in S3).
+    /// Deletes objects by key; missing keys are not an error (as in S3). A key that a
+    /// zone rule protects is kept and reported as `denied`.
     pub async fn delete_objects(
         &self,
         bucket: String,
         keys: Vec<String>,
+        rules: ZoneRules,
     ) -> Result<Vec<DeleteOutcome>, Error> {
         self.write(move |conn| {
             let b = bucket_by_name(conn, &bucket)?;
             let mut out = Vec::with_capacity(keys.len());
             for key in &keys {
                 let existing = object_in(conn, b.id, key)?;
+                if existing.is_some() {
+                    match check_overwrite(conn, b.id, true, rules) {
+                        Ok(()) => {}
+                        Err(Error::ZoneRule(m)) => {
+                            out.push(DeleteOutcome {
+                                existed: true,
+                                denied: Some(m),
+                                blobs: Vec::new(),
+                            });
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
                 match existing {
                     Some(o) => {
+                        stats::apply(conn, b.id, key, Some(sized(&o)), None)?;
                         conn.prepare_cached(
                             "DELETE FROM objects WHERE bucket_id = ?1 AND key = ?2",
                         )?
                         .execute(params![b.id, key])?;
                         out.push(DeleteOutcome {
                             existed: true,
+                            denied: None,
                             blobs: o.segments.into_iter().map(|s| s.blob).collect(),
                         });
                     }

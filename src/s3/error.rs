@@ -360,6 +360,7 @@ impl From<crate::meta::Error> for S3Error {
             M::NoSuchKey => S3Error::new(Code::NoSuchKey),
             M::NoSuchUpload => S3Error::new(Code::NoSuchUpload),
             M::PreconditionFailed => S3Error::new(Code::PreconditionFailed),
+            M::ZoneRule(m) => S3Error::msg(Code::AccessDenied, m),
             M::InvalidPart(m) => S3Error::msg(Code::InvalidPart, m),
             M::InvalidPartOrder => S3Error::new(Code::InvalidPartOrder),
             M::EntityTooSmall { part } => {

@@ -10,6 +10,7 @@ pub mod form;
 mod handlers;
 pub mod range;
 pub mod xml;
+pub mod zones;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -220,14 +221,17 @@ async fn dispatch(
             .as_ref()
             .filter(|_| route.virtual_host)
             .map(|b| format!("/{b}"));
-        let v = auth::verify_with_v2_prefix(
+        let v = auth::verify_with(
             &parts.method,
             parts.uri.path(),
             &raw_query,
             &parts.headers,
             secrets,
             std::time::SystemTime::now(),
-            v2_prefix.as_deref(),
+            &auth::VerifyOptions {
+                v2_resource_prefix: v2_prefix.as_deref(),
+                body_sha256: None,
+            },
         )
         .map_err(|e| (body::auth_error(e), op))?;
         *principal = Some(v.access_key_id.clone());

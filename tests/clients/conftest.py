@@ -16,6 +16,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -70,7 +71,8 @@ class TarnServer:
         # New buckets default to the raw zone, whose objects are write-once (a Tarn rule on top of
         # S3). This suite checks S3 semantics (overwrite, delete), so its buckets live in the
         # transformed zone, which follows plain S3 rules.
-        env.setdefault("TARN_DEFAULT_ZONE", "transformed")
+        env.setdefault("TARN__ZONES__DEFAULT_ZONE", "transformed")
+        env.setdefault("TARN__ZONES__CREATE_ZONE_BUCKETS", "false")
         self.log_path = self.log_dir / f"tarn-{self.starts}.log"
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(

@@ -38,6 +38,8 @@ pub struct TestApp {
     child: Child,
     /// The server's stderr, when started with [`Launch::capture_logs`].
     pub logs: Arc<std::sync::Mutex<String>>,
+    /// How it was started, so that [`TestApp::restart`] starts it the same way.
+    launched_with: Launch,
 }
 
 impl Drop for TestApp {
@@ -59,6 +61,23 @@ pub async fn spawn_app() -> TestApp {
     let access = format!("AK{}", random_hex(18).to_uppercase());
     let secret = random_hex(40);
     start(dir, access, secret, None)
+}
+
+/// Starts a server with the product's zone defaults (see [`Launch::product_zones`]).
+pub async fn spawn_app_with_zones() -> TestApp {
+    let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+    let (access, secret) = new_credentials();
+    launch(
+        dir,
+        access,
+        secret,
+        None,
+        &Launch {
+            product_zones: true,
+            ..Launch::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Starts a server with a configuration file holding `toml`.
@@ -92,6 +111,11 @@ pub struct Launch {
     pub capture_logs: bool,
     /// Root credentials come from the environment unless this is set.
     pub no_root_env: bool,
+    /// Keep the product's zone defaults (S3-created buckets land in the write-once raw
+    /// zone; raw, transformed and curated exist from the start). Without it, test
+    /// servers put new buckets in `transformed`, which has plain S3 semantics, and
+    /// create no zone buckets, so the S3 conformance tests see S3 behaviour.
+    pub product_zones: bool,
 }
 
 /// Starts a server as [`Launch`] says. Returns the error text (with the server's stderr)
@@ -120,6 +144,10 @@ pub fn launch(
     if !opts.no_root_env {
         cmd.env("TARN_ROOT_ACCESS_KEY", &access)
             .env("TARN_ROOT_SECRET_KEY", &secret);
+    }
+    if !opts.product_zones {
+        cmd.env("TARN__ZONES__DEFAULT_ZONE", "transformed")
+            .env("TARN__ZONES__CREATE_ZONE_BUCKETS", "false");
     }
     for (k, v) in &opts.env {
         cmd.env(k, v);
@@ -198,6 +226,7 @@ pub fn launch(
         config,
         child,
         logs,
+        launched_with: opts.clone(),
     })
 }
 
@@ -508,12 +537,14 @@ impl TestApp {
     pub fn restart(mut self) -> TestApp {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        start(
+        launch(
             self.data_dir.clone(),
             self.access_key.clone(),
             self.secret_key.clone(),
             self.config.clone(),
+            &self.launched_with,
         )
+        .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// The server's process id.

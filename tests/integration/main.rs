@@ -6,6 +6,7 @@ mod keys_prop;
 
 mod auth;
 mod buckets;
+mod catalog;
 mod chunked;
 mod copy;
 mod edge;

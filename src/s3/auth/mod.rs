@@ -161,22 +161,39 @@ pub fn verify(
     secrets: &dyn SecretLookup,
     now: SystemTime,
 ) -> Result<Verified, AuthError> {
-    verify_with_v2_prefix(method, path, query, headers, secrets, now, None)
+    verify_with(
+        method,
+        path,
+        query,
+        headers,
+        secrets,
+        now,
+        &VerifyOptions::default(),
+    )
 }
 
-/// Like [`verify`], with a prefix for the SigV2 canonical resource.
-///
-/// SigV2 signs `/bucket/key`; for virtual-hosted requests (`bucket.host/key`) pass
-/// `Some("/bucket")` so the resource becomes `/bucket` + `path`. Ignored for SigV4.
-pub fn verify_with_v2_prefix(
+/// What the caller knows beyond the request head.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct VerifyOptions<'a> {
+    /// SigV2 signs `/bucket/key`; for virtual-hosted requests (`bucket.host/key`) pass
+    /// `Some("/bucket")` so the resource becomes `/bucket` + `path`. Ignored for SigV4.
+    pub v2_resource_prefix: Option<&'a str>,
+    /// Hex SHA-256 of the body, when the caller already holds the whole body (the REST
+    /// API). Generic SigV4 signers sign it without sending `x-amz-content-sha256`.
+    pub body_sha256: Option<&'a str>,
+}
+
+/// Like [`verify`], with [`VerifyOptions`].
+pub fn verify_with(
     method: &http::Method,
     path: &str,
     query: &str,
     headers: &http::HeaderMap,
     secrets: &dyn SecretLookup,
     now: SystemTime,
-    v2_resource_prefix: Option<&str>,
+    opts: &VerifyOptions<'_>,
 ) -> Result<Verified, AuthError> {
+    let v2_resource_prefix = opts.v2_resource_prefix;
     let params = util::parse_query(query);
     let has = |name: &str| params.iter().any(|p| p.name == name.as_bytes());
     let v4_query = has("X-Amz-Algorithm") || has("X-Amz-Signature") || has("X-Amz-Credential");
@@ -197,6 +214,7 @@ pub fn verify_with_v2_prefix(
         headers,
         params: &params,
         now,
+        body_sha256: opts.body_sha256,
     };
 
     match auth {

@@ -217,9 +217,6 @@ fn check(
     secrets: &dyn SecretLookup,
     err: fn(String) -> AuthError,
 ) -> Result<[u8; 32], AuthError> {
-    if let Some(name) = unsigned_amz_header(req.headers, s.signed_headers, s.presigned) {
-        return Err(AuthError::HeadersNotSigned(name));
-    }
     let headers = canonical_headers(req, s.signed_headers, err)?;
     let secret = secrets
         .secret_for(&s.cred.access_key_id)
@@ -266,6 +263,11 @@ fn check(
         );
         let computed = util::hmac_sha256(&key, string_to_sign.as_bytes());
         if util::ct_eq(&computed, &s.signature) {
+            // The signature is good for what it covers; it must cover every x-amz-*
+            // header too.
+            if let Some(name) = unsigned_amz_header(req.headers, s.signed_headers, s.presigned) {
+                return Err(AuthError::HeadersNotSigned(name));
+            }
             return Ok(key);
         }
     }
@@ -417,6 +419,7 @@ pub(crate) fn verify_header(
         // Generic SigV4 clients (curl before 8.x, for one) sign the hash of the payload
         // without sending it. With no body that hash is known, so accept it; a request
         // with a body must say what it signed, as S3 requires.
+        Ok(None) if let Some(hash) = req.body_sha256 => hash.as_bytes(),
         Ok(None) if !has_body(req.headers) => EMPTY_SHA256.as_bytes(),
         Ok(None) => {
             return Err(AuthError::InvalidArgument(

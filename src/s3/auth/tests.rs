@@ -17,6 +17,30 @@ use futures_util::StreamExt;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use proptest::prelude::*;
 
+/// `verify_with` with only a SigV2 resource prefix.
+fn verify_with_v2_prefix(
+    method: &http::Method,
+    path: &str,
+    query: &str,
+    headers: &http::HeaderMap,
+    secrets: &dyn SecretLookup,
+    now: SystemTime,
+    prefix: Option<&str>,
+) -> Result<Verified, AuthError> {
+    verify_with(
+        method,
+        path,
+        query,
+        headers,
+        secrets,
+        now,
+        &VerifyOptions {
+            v2_resource_prefix: prefix,
+            body_sha256: None,
+        },
+    )
+}
+
 use super::chunked::{ChunkedDecoder, decode_body};
 use super::util;
 use super::*;

@@ -32,6 +32,8 @@ pub(crate) struct Request<'a> {
     pub params: &'a [QueryParam<'a>],
     /// Server time in Unix seconds.
     pub now: i64,
+    /// Hex SHA-256 of the body, when the caller holds it (see `VerifyOptions`).
+    pub body_sha256: Option<&'a str>,
 }
 
 impl Request<'_> {

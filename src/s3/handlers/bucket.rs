@@ -58,7 +58,12 @@ pub async fn create_bucket(ctx: Ctx, body: Body) -> Result<Response<Body>, S3Err
             ));
         }
     }
-    ctx.app.db.create_bucket(name.clone(), region).await?;
+    let zone = crate::meta::Zone::parse(&ctx.app.settings.zones.default_zone)
+        .unwrap_or(crate::meta::Zone::Raw);
+    ctx.app
+        .db
+        .create_bucket_in_zone(name.clone(), region, zone)
+        .await?;
     Response::builder()
         .status(StatusCode::OK)
         .header(header::LOCATION, format!("/{name}"))
@@ -375,9 +380,22 @@ pub async fn delete_objects(ctx: Ctx, body: Body) -> Result<Response<Body>, S3Er
             keys.push(o.Key);
         }
     }
-    let outcomes = ctx.app.db.delete_objects(bucket, keys.clone()).await?;
+    let rules = super::super::zones::zone_rules(&ctx)?;
+    let outcomes = ctx
+        .app
+        .db
+        .delete_objects(bucket, keys.clone(), rules)
+        .await?;
     let mut deleted = Vec::new();
     for (key, o) in keys.into_iter().zip(outcomes) {
+        if let Some(m) = o.denied {
+            errors.push(DeleteErrorEntry {
+                Key: key,
+                Code: Code::AccessDenied.as_str(),
+                Message: m,
+            });
+            continue;
+        }
         ctx.app.blobs.delete_later(o.blobs);
         if !quiet {
             deleted.push(DeletedEntry { Key: key });

@@ -411,6 +411,7 @@ pub async fn complete(ctx: Ctx, body: Body) -> Result<Response<Body>, S3Error> {
         parts: requested,
         min_part_size: ctx.app.settings.s3.min_part_size,
         cond,
+        rules: super::super::zones::zone_rules(&ctx)?,
     };
     let build = move |upload: &crate::meta::Upload, parts: &[PartRow]| {
         for (p, g) in parts.iter().zip(&given) {

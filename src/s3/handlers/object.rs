@@ -78,9 +78,10 @@ pub async fn commit_object(
 ) -> Result<(), S3Error> {
     let app = ctx.app.clone();
     let bucket = bucket.to_string();
+    let rules = super::super::zones::zone_rules(ctx)?;
     uncancellable(async move {
         let new_blobs: Vec<String> = obj.segments.iter().map(|s| s.blob.clone()).collect();
-        let old = app.db.put_object(bucket, obj, cond).await?;
+        let old = app.db.put_object(bucket, obj, cond, rules).await?;
         if let Some(b) = blob {
             b.keep();
         }
@@ -370,8 +371,12 @@ pub async fn get_object(ctx: Ctx, head: bool) -> Result<Response<Body>, S3Error>
 pub async fn delete_object(ctx: Ctx) -> Result<Response<Body>, S3Error> {
     let bucket = ctx.bucket()?.to_string();
     let key = ctx.key()?.to_string();
-    let outcomes = ctx.app.db.delete_objects(bucket, vec![key]).await?;
+    let rules = super::super::zones::zone_rules(&ctx)?;
+    let outcomes = ctx.app.db.delete_objects(bucket, vec![key], rules).await?;
     for o in outcomes {
+        if let Some(m) = o.denied {
+            return Err(S3Error::msg(Code::AccessDenied, m));
+        }
         ctx.app.blobs.delete_later(o.blobs);
     }
     empty(StatusCode::NO_CONTENT)

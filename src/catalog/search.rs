@@ -1,0 +1,319 @@
+//! Full-text search over datasets with SQLite FTS5, bm25 ranking, filters and facets.
+//!
+//! The index (`dataset_fts`, rowid = dataset id) holds five columns: name,
+//! description, tags (`key value` pairs), column names (of the latest crawled schema,
+//! partition columns included) and metadata values. It is rewritten in the same
+//! transaction as every change to the dataset, so search never sees a stale row.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{Connection, params};
+use serde::Serialize;
+
+use super::Error;
+use super::datasets::{Dataset, dataset_in, datasets_by_ids};
+use crate::meta::{self, Db, Zone};
+
+/// bm25 weights of (name, description, tags, columns, metadata): a hit in the name
+/// counts most, then tags and columns, then prose.
+const RANK: &str = "bm25(dataset_fts, 10.0, 2.0, 4.0, 4.0, 1.0)";
+
+/// Tag facets returned (the most frequent `key=value` pairs).
+const TAG_FACETS: usize = 20;
+
+/// Facet counters while scanning the matches (hash maps: no allocation per row
+/// for values already seen).
+#[derive(Default)]
+struct FacetCounts {
+    zone: std::collections::HashMap<String, u64>,
+    format: std::collections::HashMap<String, u64>,
+    owner: std::collections::HashMap<String, u64>,
+    tags: std::collections::HashMap<(String, String), u64>,
+}
+
+fn count(map: &mut std::collections::HashMap<String, u64>, v: Option<&str>) {
+    let Some(v) = v else { return };
+    match map.get_mut(v) {
+        Some(n) => *n += 1,
+        None => {
+            map.insert(v.to_string(), 1);
+        }
+    }
+}
+
+/// Largest page of results.
+pub const MAX_LIMIT: usize = 100;
+
+/// Collects the string and number leaves of a JSON value.
+fn flatten(v: &serde_json::Value, out: &mut String) {
+    match v {
+        serde_json::Value::String(s) => {
+            out.push_str(s);
+            out.push(' ');
+        }
+        serde_json::Value::Number(n) => {
+            out.push_str(&n.to_string());
+            out.push(' ');
+        }
+        serde_json::Value::Bool(_) | serde_json::Value::Null => {}
+        serde_json::Value::Array(a) => a.iter().for_each(|x| flatten(x, out)),
+        serde_json::Value::Object(o) => o.values().for_each(|x| flatten(x, out)),
+    }
+}
+
+/// (Re)writes the index row of dataset `id`.
+pub fn index(conn: &Connection, id: i64) -> Result<(), meta::Error> {
+    unindex(conn, id)?;
+    let Some(d) = dataset_in(conn, id)? else {
+        return Ok(());
+    };
+    let mut tags = String::new();
+    for (k, v) in &d.tags {
+        tags.push_str(k);
+        tags.push(' ');
+        tags.push_str(v);
+        tags.push(' ');
+    }
+    let mut metadata = String::new();
+    flatten(
+        &serde_json::Value::Object(d.metadata.clone()),
+        &mut metadata,
+    );
+    let columns = super::crawl::latest_column_names(conn, id)?.join(" ");
+    conn.prepare_cached(
+        "INSERT INTO dataset_fts (rowid, name, description, tags, columns, metadata)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![id, d.name, d.description, tags, columns, metadata])?;
+    Ok(())
+}
+
+/// Removes dataset `id` from the index.
+pub fn unindex(conn: &Connection, id: i64) -> Result<(), meta::Error> {
+    conn.prepare_cached("DELETE FROM dataset_fts WHERE rowid = ?1")?
+        .execute([id])?;
+    Ok(())
+}
+
+/// Turns user input into an FTS5 query: every whitespace-separated term becomes a
+/// quoted phrase of its word characters (so `sales_daily` finds "sales daily" and no
+/// input can inject FTS5 syntax); a trailing `*` makes it a prefix query. Terms are
+/// ANDed. `None` if the input holds no word at all.
+pub fn fts_query(q: &str) -> Option<String> {
+    let mut parts = Vec::new();
+    for term in q.split_whitespace() {
+        let prefix = term.ends_with('*');
+        let words: Vec<String> = term
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_string)
+            .collect();
+        if words.is_empty() {
+            continue;
+        }
+        let mut p = format!("\"{}\"", words.join(" "));
+        if prefix {
+            p.push('*');
+        }
+        parts.push(p);
+    }
+    (!parts.is_empty()).then(|| parts.join(" "))
+}
+
+/// A search request.
+#[derive(Debug, Clone, Default)]
+pub struct SearchQuery {
+    /// Free text; `None` lists everything that passes the filters, by name.
+    pub q: Option<String>,
+    pub zone: Option<Zone>,
+    pub owner: Option<String>,
+    pub format: Option<String>,
+    pub tags: Vec<(String, String)>,
+    pub offset: usize,
+    pub limit: usize,
+}
+
+/// One search hit.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Hit {
+    /// Relevance (higher is better); absent without a query.
+    pub score: Option<f64>,
+    pub dataset: Dataset,
+}
+
+/// Counts of the matching datasets by facet value.
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+pub struct Facets {
+    pub zone: BTreeMap<String, u64>,
+    pub format: BTreeMap<String, u64>,
+    pub owner: BTreeMap<String, u64>,
+    /// `key=value` -> count, the 20 most frequent tags.
+    pub tags: BTreeMap<String, u64>,
+}
+
+/// Search results.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SearchResult {
+    /// Number of datasets matching the query and filters.
+    pub total: u64,
+    pub results: Vec<Hit>,
+    pub facets: Facets,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// The `WITH ... FROM ... WHERE ...` part of the search query.
+///
+/// The full-text matches are materialized first and then joined to `datasets`
+/// (CROSS JOIN fixes the order): left to itself, the planner may walk a filter's
+/// index and probe the FTS index once per dataset, which is orders of magnitude slower.
+fn from_where(
+    query: &SearchQuery,
+    fts: Option<&str>,
+    args: &mut Vec<rusqlite::types::Value>,
+) -> (String, String) {
+    let (with, mut sql) = if let Some(f) = fts {
+        args.push(f.to_string().into());
+        (
+            format!(
+                "WITH m AS MATERIALIZED (SELECT rowid AS id, {RANK} AS score FROM dataset_fts
+                 WHERE dataset_fts MATCH ?) "
+            ),
+            " FROM m CROSS JOIN datasets d ON d.id = m.id WHERE 1".to_string(),
+        )
+    } else {
+        (String::new(), " FROM datasets d WHERE 1".to_string())
+    };
+    if let Some(z) = query.zone {
+        sql.push_str(" AND d.zone = ?");
+        args.push(z.as_str().to_string().into());
+    }
+    if let Some(o) = &query.owner {
+        sql.push_str(" AND d.owner = ?");
+        args.push(o.clone().into());
+    }
+    if let Some(f) = &query.format {
+        sql.push_str(" AND d.format = ?");
+        args.push(f.clone().into());
+    }
+    for (k, v) in &query.tags {
+        sql.push_str(
+            " AND EXISTS (SELECT 1 FROM dataset_tags ft WHERE ft.dataset_id = d.id
+              AND ft.key = ? AND ft.value = ?)",
+        );
+        args.push(k.clone().into());
+        args.push(v.clone().into());
+    }
+    (with, sql)
+}
+
+fn run(
+    conn: &Connection,
+    query: &SearchQuery,
+    fts: Option<&str>,
+) -> Result<SearchResult, meta::Error> {
+    let mut args = Vec::new();
+    let (with, fw) = from_where(query, fts, &mut args);
+    let (score, order) = if fts.is_some() {
+        ("m.score", "score, d.id")
+    } else {
+        ("0.0", "d.name, d.id")
+    };
+    // One pass over the matches gives the ranking and every facet: a second query
+    // for the tag facets would evaluate the full-text match again.
+    let sql = format!(
+        "{with}SELECT d.id, {score} AS score, d.zone, d.format, d.owner, d.tags{fw} ORDER BY {order}"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(args.iter()))?;
+    let mut counts = FacetCounts::default();
+    let mut page: Vec<(i64, f64)> = Vec::new();
+    let mut total = 0u64;
+    let end = query.offset.saturating_add(query.limit);
+    while let Some(r) = rows.next()? {
+        let i = total as usize;
+        total += 1;
+        count(&mut counts.zone, r.get_ref(2)?.as_str().ok());
+        count(
+            &mut counts.format,
+            r.get_ref(3)?.as_str_or_null().ok().flatten(),
+        );
+        count(&mut counts.owner, r.get_ref(4)?.as_str().ok());
+        if let Ok(tags) = r.get_ref(5)?.as_str() {
+            let tags: BTreeMap<&str, &str> =
+                serde_json::from_str(tags).map_err(|e| meta::Error::Corrupt(e.to_string()))?;
+            for (k, v) in tags {
+                *counts
+                    .tags
+                    .entry((k.to_string(), v.to_string()))
+                    .or_default() += 1;
+            }
+        }
+        if i >= query.offset && i < end {
+            page.push((r.get(0)?, r.get(1)?));
+        }
+    }
+    drop(rows);
+    let mut tags: Vec<((String, String), u64)> = counts.tags.into_iter().collect();
+    tags.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let facets = Facets {
+        zone: counts.zone.into_iter().collect(),
+        format: counts.format.into_iter().collect(),
+        owner: counts.owner.into_iter().collect(),
+        tags: tags
+            .into_iter()
+            .take(TAG_FACETS)
+            .map(|((k, v), n)| (format!("{k}={v}"), n))
+            .collect(),
+    };
+    let ids: Vec<i64> = page.iter().map(|(id, _)| *id).collect();
+    let datasets = datasets_by_ids(conn, &ids)?;
+    let results = datasets
+        .into_iter()
+        .zip(page.iter())
+        .map(|(dataset, (_, s))| Hit {
+            // bm25 is "smaller is better" and negative; flip it for humans.
+            score: fts.map(|_| -s),
+            dataset,
+        })
+        .collect();
+    let next_cursor = ((end as u64) < total).then(|| end.to_string());
+    Ok(SearchResult {
+        total,
+        results,
+        facets,
+        next_cursor,
+    })
+}
+
+/// Runs a search.
+pub async fn search(db: &Db, query: SearchQuery) -> Result<SearchResult, Error> {
+    let fts = match query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        Some(q) => Some(
+            fts_query(q).ok_or_else(|| Error::invalid("q", "the query has no searchable words"))?,
+        ),
+        None => None,
+    };
+    Ok(db
+        .read(move |conn| run(conn, &query, fts.as_deref()))
+        .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fts_query;
+
+    #[test]
+    fn queries_are_phrases_and_cannot_inject_syntax() {
+        assert_eq!(fts_query("sales").as_deref(), Some("\"sales\""));
+        assert_eq!(
+            fts_query("sales_daily eu*").as_deref(),
+            Some("\"sales daily\" \"eu\"*")
+        );
+        assert_eq!(
+            fts_query("a\" OR name:x").as_deref(),
+            Some("\"a\" \"OR\" \"name x\"")
+        );
+        assert_eq!(fts_query(" -- ** "), None);
+    }
+}
