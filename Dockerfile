@@ -5,6 +5,7 @@ COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY migrations ./migrations
 COPY tests ./tests
+COPY examples ./examples
 RUN cargo build --release --locked --bin tarn
 
 # Runtime stage: small image, non-root user, data in /data.

@@ -44,6 +44,7 @@ impl Drop for InFlight<'_> {
 /// Per-bucket figures gathered at scrape time.
 pub struct BucketGauge {
     pub bucket: String,
+    pub zone: String,
     pub objects: u64,
     pub bytes: u64,
 }
@@ -172,6 +173,22 @@ impl Metrics {
                 b.bucket, b.bytes
             );
         }
+        let mut zones: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+        for b in buckets {
+            let z = zones.entry(b.zone.as_str()).or_default();
+            z.0 += b.objects;
+            z.1 += b.bytes;
+        }
+        let _ = writeln!(out, "# HELP tarn_zone_objects Objects per zone.");
+        let _ = writeln!(out, "# TYPE tarn_zone_objects gauge");
+        for (zone, (objects, _)) in &zones {
+            let _ = writeln!(out, "tarn_zone_objects{{zone=\"{zone}\"}} {objects}");
+        }
+        let _ = writeln!(out, "# HELP tarn_zone_bytes Bytes stored per zone.");
+        let _ = writeln!(out, "# TYPE tarn_zone_bytes gauge");
+        for (zone, (_, bytes)) in &zones {
+            let _ = writeln!(out, "tarn_zone_bytes{{zone=\"{zone}\"}} {bytes}");
+        }
         if let Some(free) = free_disk {
             let _ = writeln!(
                 out,
@@ -204,7 +221,8 @@ mod tests {
         }
         let text = m.render(
             &[BucketGauge {
-                bucket: "raw".into(),
+                bucket: "landing".into(),
+                zone: "raw".into(),
                 objects: 2,
                 bytes: 5,
             }],
@@ -217,7 +235,8 @@ mod tests {
         assert!(text.contains("tarn_request_duration_seconds_count{op=\"GetObject\"} 2"));
         assert!(text.contains("tarn_bytes_out_total{op=\"GetObject\"} 10"));
         assert!(text.contains("tarn_requests_in_flight 0"));
-        assert!(text.contains("tarn_bucket_objects{bucket=\"raw\"} 2"));
+        assert!(text.contains("tarn_bucket_objects{bucket=\"landing\"} 2"));
+        assert!(text.contains("tarn_zone_bytes{zone=\"raw\"} 5"));
         assert!(text.contains("tarn_disk_free_bytes 1"));
     }
 }

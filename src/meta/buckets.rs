@@ -92,19 +92,20 @@ impl Db {
         self.read(move |conn| bucket_by_name(conn, &name)).await
     }
 
-    /// Object count and bytes per bucket (for metrics).
+    /// Zone, object count and bytes per bucket (for metrics), from the live counters.
     pub async fn bucket_usage(&self) -> Result<Vec<crate::metrics::BucketGauge>, Error> {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT b.name, COUNT(o.key), COALESCE(SUM(o.size), 0)
-                 FROM buckets b LEFT JOIN objects o ON o.bucket_id = b.id
-                 GROUP BY b.id ORDER BY b.name",
+                "SELECT b.name, b.zone, COALESCE(s.object_count, 0), COALESCE(s.total_bytes, 0)
+                 FROM buckets b LEFT JOIN bucket_stats s ON s.bucket_id = b.id
+                 ORDER BY b.name",
             )?;
             let rows = stmt.query_map([], |r| {
                 Ok(crate::metrics::BucketGauge {
                     bucket: r.get(0)?,
-                    objects: r.get::<_, i64>(1)? as u64,
-                    bytes: r.get::<_, i64>(2)? as u64,
+                    zone: r.get(1)?,
+                    objects: r.get::<_, i64>(2)?.max(0) as u64,
+                    bytes: r.get::<_, i64>(3)?.max(0) as u64,
                 })
             })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)

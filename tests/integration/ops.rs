@@ -227,6 +227,8 @@ async fn health_and_metrics_reflect_traffic() {
         "tarn_bytes_out_total{op=\"GetObject\"} 5",
         "tarn_bucket_objects{bucket=\"met\"} 1",
         "tarn_bucket_bytes{bucket=\"met\"} 5",
+        "tarn_zone_objects{zone=\"transformed\"} 1",
+        "tarn_zone_bytes{zone=\"transformed\"} 5",
         "tarn_requests_in_flight 1",
         "tarn_disk_free_bytes ",
     ] {
@@ -480,4 +482,108 @@ async fn the_container_command_line_serves() {
     app.put_ok("box", "k", "v").await;
     assert_eq!(app.get("box", "k").await.body, b"v");
     assert!(dir.path().join("tarn.db").exists());
+}
+
+/// A small tmpfs mounted for one test, unmounted when dropped. Needs root, as CI has.
+struct SmallFs {
+    dir: tempfile::TempDir,
+}
+
+impl SmallFs {
+    fn mount(size: &str) -> SmallFs {
+        let dir = tempfile::tempdir().expect("mount point");
+        let st = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("run mount");
+        assert!(
+            st.success(),
+            "mounting a tmpfs failed: the disk-full test needs root (CI runs as root)"
+        );
+        SmallFs { dir }
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn a_really_full_disk_fails_writes_cleanly_and_recovers() {
+    let fs = SmallFs::mount("24m");
+    let data = fs.dir.path().join("data");
+    let (a, s) = new_credentials();
+    // No free-space floor: the writes run into ENOSPC for real.
+    let toml = "[storage]\nmin_free_bytes = 0\n[zones]\ndefault_zone = \"transformed\"\n";
+    let opts = Launch {
+        args: Some(vec![
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--data-dir".into(),
+            data.display().to_string(),
+        ]),
+        ..Launch::default()
+    };
+    let app = launch(tmp(), a.clone(), s.clone(), Some(config_file(toml)), &opts).expect("start");
+    app.create_bucket("fill").await;
+    let mut stored = Vec::new();
+    let mut refused = None;
+    for i in 0..64 {
+        let body = bytes(MIB, i);
+        let r = app.put("fill", &format!("obj-{i}"), body.clone()).await;
+        if r.status == 200 {
+            stored.push((format!("obj-{i}"), body));
+        } else {
+            refused = Some(r);
+            break;
+        }
+    }
+    let refused = refused.expect("24 MiB filled up without an error");
+    assert_err(&refused, 507, "InsufficientStorage");
+    assert!(stored.len() >= 5, "only {} objects fitted", stored.len());
+    assert!(
+        list_dir(&data.join("tmp")).is_empty(),
+        "the failed write left a staging file"
+    );
+    for (k, body) in &stored {
+        assert_eq!(&app.get("fill", k).await.body, body, "{k} damaged");
+    }
+    // Deleting makes room; writes work again.
+    for (k, _) in stored.iter().take(3) {
+        assert_eq!(
+            app.request("DELETE", &obj("fill", k), &[], "").await.status,
+            204
+        );
+    }
+    stored.drain(..3);
+    let again = bytes(MIB, 999);
+    assert_eq!(app.put("fill", "after", again.clone()).await.status, 200);
+    // Everything survives a restart.
+    let app = app.restart();
+    for (k, body) in &stored {
+        assert_eq!(&app.get("fill", k).await.body, body, "{k} after restart");
+    }
+    assert_eq!(app.get("fill", "after").await.body, again);
+}
+
+#[tokio::test]
+async fn idle_keep_alive_connections_are_closed() {
+    let app = start_with(
+        Some("[server]\nrequest_timeout_secs = 1\n"),
+        Launch::default(),
+    )
+    .expect("start");
+    let mut tcp = TcpStream::connect(app.addr).await.expect("connect");
+    let mut buf = [0u8; 16];
+    let closed = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut buf)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "an idle connection stayed open: {closed:?}"
+    );
 }
