@@ -28,7 +28,8 @@ struct FacetCounts {
     zone: std::collections::HashMap<String, u64>,
     format: std::collections::HashMap<String, u64>,
     owner: std::collections::HashMap<String, u64>,
-    tags: std::collections::HashMap<(String, String), u64>,
+    /// key -> value -> count (nested so that counting a seen tag allocates nothing).
+    tags: std::collections::HashMap<String, std::collections::HashMap<String, u64>>,
 }
 
 fn count(map: &mut std::collections::HashMap<String, u64>, v: Option<&str>) {
@@ -243,10 +244,14 @@ fn run(
             let tags: BTreeMap<&str, &str> =
                 serde_json::from_str(tags).map_err(|e| meta::Error::Corrupt(e.to_string()))?;
             for (k, v) in tags {
-                *counts
-                    .tags
-                    .entry((k.to_string(), v.to_string()))
-                    .or_default() += 1;
+                match counts.tags.get_mut(k) {
+                    Some(values) => count(values, Some(v)),
+                    None => {
+                        let mut values = std::collections::HashMap::new();
+                        values.insert(v.to_string(), 1);
+                        counts.tags.insert(k.to_string(), values);
+                    }
+                }
             }
         }
         if i >= query.offset && i < end {
@@ -254,7 +259,11 @@ fn run(
         }
     }
     drop(rows);
-    let mut tags: Vec<((String, String), u64)> = counts.tags.into_iter().collect();
+    let mut tags: Vec<((String, String), u64)> = counts
+        .tags
+        .into_iter()
+        .flat_map(|(k, values)| values.into_iter().map(move |(v, n)| ((k.clone(), v), n)))
+        .collect();
     tags.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     let facets = Facets {
         zone: counts.zone.into_iter().collect(),
