@@ -587,3 +587,40 @@ async fn idle_keep_alive_connections_are_closed() {
         "an idle connection stayed open: {closed:?}"
     );
 }
+
+#[tokio::test]
+async fn abandoned_multipart_uploads_are_cleaned_after_the_configured_age() {
+    let app = start_with(
+        Some("[s3]\nabandoned_upload_age_secs = 1\nupload_gc_interval_secs = 1\n"),
+        Launch::default(),
+    )
+    .expect("start");
+    app.create_bucket("gcb").await;
+    let created = app.request("POST", "/gcb/big?uploads", &[], "").await;
+    assert_eq!(created.status, 200);
+    let upload_id = created.xml("UploadId").expect("upload id");
+    let part = app
+        .request(
+            "PUT",
+            &format!("/gcb/big?partNumber=1&uploadId={upload_id}"),
+            &[],
+            vec![3u8; 1000],
+        )
+        .await;
+    assert_eq!(part.status, 200);
+    let blobs = |app: &TestApp| -> usize {
+        list_dir(&app.data_path().join("blobs"))
+            .iter()
+            .map(|shard| list_dir(shard).len())
+            .sum()
+    };
+    assert_eq!(blobs(&app), 1, "the part is stored as one blob");
+    let cleaned = eventually(15, || blobs(&app) == 0).await;
+    assert!(cleaned, "the abandoned upload's part was not deleted");
+    let list = app.request("GET", "/gcb?uploads", &[], "").await;
+    assert!(list.xml("UploadId").is_none(), "{}", list.text());
+    let parts = app
+        .request("GET", &format!("/gcb/big?uploadId={upload_id}"), &[], "")
+        .await;
+    assert_err(&parts, 404, "NoSuchUpload");
+}
