@@ -3,7 +3,10 @@
 //! Module map:
 //! - [`app`]: builds the server (state, router, listener) and runs it.
 //! - [`config`]: settings from defaults, a TOML file and the environment.
-//! - [`credentials`]: the root access key.
+//! - [`credentials`]: the root access key (the bootstrap admin's).
+//! - [`iam`]: users, groups, access keys (secrets sealed at rest), tokens, grants.
+//! - [`authz`]: the one authorization function and the resolution it needs.
+//! - [`audit`]: one record per request, batched into the metadata database.
 //! - [`s3`]: the S3 protocol: authentication, routing, handlers, XML, errors.
 //! - [`meta`]: buckets, objects and uploads in SQLite (one writer, group commit).
 //! - [`storage`]: object bytes as immutable blob files, written durably.
@@ -15,9 +18,12 @@
 
 pub mod api;
 pub mod app;
+pub mod audit;
+pub mod authz;
 pub mod catalog;
 pub mod config;
 pub mod credentials;
+pub mod iam;
 pub mod meta;
 pub mod metrics;
 pub mod s3;
