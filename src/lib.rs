@@ -1,6 +1,7 @@
 //! Tarn: a self-hosted data lake server.
 //!
 //! Module map:
+//! - [`admin`]: `tarn admin` user/key/grant commands on the data directory.
 //! - [`app`]: builds the server (state, router, listener) and runs it.
 //! - [`config`]: settings from defaults, a TOML file and the environment.
 //! - [`credentials`]: the root access key (the bootstrap admin's).
@@ -16,6 +17,7 @@
 //! - [`catalog`]: datasets, governance, crawled schemas and search over the metadata DB.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod admin;
 pub mod api;
 pub mod app;
 pub mod audit;
