@@ -71,6 +71,17 @@ CREATE TABLE iam_version (
 );
 INSERT INTO iam_version (id, version) VALUES (1, 1);
 
+-- Deleting a bucket or dataset cascades to its grants; the cached grants must follow,
+-- or a re-created bucket (whose row id SQLite may reuse) would inherit them.
+CREATE TRIGGER iam_version_on_bucket_delete AFTER DELETE ON buckets
+BEGIN
+    UPDATE iam_version SET version = version + 1 WHERE id = 1;
+END;
+CREATE TRIGGER iam_version_on_dataset_delete AFTER DELETE ON datasets
+BEGIN
+    UPDATE iam_version SET version = version + 1 WHERE id = 1;
+END;
+
 -- One row per request. Never holds secrets or signatures.
 CREATE TABLE audit_log (
     id             INTEGER PRIMARY KEY,

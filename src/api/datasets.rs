@@ -175,6 +175,8 @@ pub async fn delete_dataset(
         ZoneRules::Enforce
     };
     let purged = catalog::datasets::delete(&app.db, &app.blobs, id, purge, rules).await?;
+    // Its grants went with it (FK cascade): drop them from the cache before answering.
+    app.iam.reload().await?;
     Ok(Json(Deleted {
         id,
         purged_objects: purged,

@@ -278,8 +278,19 @@ async fn dispatch(
     if let Some(who) = &ctx.principal {
         access::authorize(&ctx, who).await.map_err(|e| (e, op))?;
     }
-    handlers::dispatch(ctx, body)
-        .await
-        .map(|r| (r, op))
-        .map_err(|e| (e, op))
+    let iam = (route_deletes_grants(&ctx.route.endpoint)).then(|| ctx.app.iam.clone());
+    let resp = handlers::dispatch(ctx, body).await.map_err(|e| (e, op))?;
+    if let Some(iam) = iam {
+        // The bucket's grants went with it (FK cascade); drop them from the cache
+        // before answering, so a bucket re-created under that name starts bare.
+        if let Err(e) = iam.reload().await {
+            tracing::warn!(error = %e, "reloading principals after DeleteBucket failed");
+        }
+    }
+    Ok((resp, op))
+}
+
+/// Whether the operation deletes rows that grants reference.
+fn route_deletes_grants(e: &Endpoint) -> bool {
+    matches!(e, Endpoint::DeleteBucket)
 }

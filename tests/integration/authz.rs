@@ -951,3 +951,31 @@ async fn admin_cli_changes_reach_a_running_server() {
     let (ok, out, _) = cli(&["user", "list"]);
     assert!(ok && out.contains("carl") && out.contains("root"));
 }
+
+#[tokio::test]
+async fn grants_die_with_their_bucket() {
+    let app = spawn_app().await;
+    app.create_bucket("gone").await;
+    let Caller::Key(ak, sk) = user_with_key(&app, "ben", "member").await else {
+        unreachable!()
+    };
+    grant(&app, "user:ben", "bucket:gone", "write").await;
+    assert_eq!(
+        app.req("GET", "/gone?list-type=2")
+            .creds(&ak, &sk)
+            .send()
+            .await
+            .status,
+        200
+    );
+    assert_eq!(app.request("DELETE", "/gone", &[], "").await.status, 204);
+    app.create_bucket("gone").await;
+    let r = app
+        .req("GET", "/gone?list-type=2")
+        .creds(&ak, &sk)
+        .send()
+        .await;
+    assert_eq!(r.status, 403, "a re-created bucket does not inherit grants");
+    let (_, g) = api(&app, "GET", "/grants?principal=user:ben", None).await;
+    assert_eq!(g["grants"], json!([]));
+}
