@@ -15,8 +15,10 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 
+use crate::audit::Audit;
 use crate::config::Settings;
 use crate::credentials::Credentials;
+use crate::iam::{Iam, MasterKey};
 use crate::meta::Db;
 use crate::metrics::Metrics;
 use crate::storage::BlobStore;
@@ -27,7 +29,10 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub db: Db,
     pub blobs: BlobStore,
-    pub credentials: Arc<Credentials>,
+    /// Users, keys, tokens and grants (cached in memory).
+    pub iam: Arc<crate::iam::Iam>,
+    /// The audit trail writer.
+    pub audit: crate::audit::Audit,
     pub metrics: Arc<Metrics>,
     /// Permits for concurrent requests (`server.max_concurrent_requests`).
     pub limiter: Arc<Semaphore>,
@@ -53,6 +58,10 @@ pub enum StartError {
     },
     #[error("metadata database: {0}")]
     Db(#[from] crate::meta::Error),
+    #[error("master key: {0}")]
+    MasterKey(#[from] crate::iam::crypto::KeyError),
+    #[error("principals: {0}")]
+    Iam(#[from] crate::iam::Error),
     #[error("blob store: {0}")]
     Storage(#[from] crate::storage::Error),
     #[error(transparent)]
@@ -107,6 +116,24 @@ impl App {
             }
         };
         let db = Db::open(&data_dir.join("tarn.db"))?;
+        let master = MasterKey::load(settings.auth.master_key.as_deref(), &data_dir)?;
+        // The root credential is the bootstrap admin: a key of the admin user `root`.
+        let (m, root) = (master.clone(), credentials.clone());
+        db.write(move |conn| {
+            crate::iam::store::ensure_root(conn, &m, &root.access_key_id, root.secret()).map_err(
+                |e| match e {
+                    crate::iam::Error::Db(e) => e,
+                    other => crate::meta::Error::Corrupt(other.to_string()),
+                },
+            )
+        })
+        .await?;
+        let iam = Arc::new(Iam::open(db.clone(), master).await?);
+        let audit = Audit::start(
+            db.clone(),
+            settings.audit.enabled,
+            settings.audit.queue_capacity,
+        );
         if settings.zones.create_zone_buckets {
             db.bootstrap_zones(settings.s3.region.clone()).await?;
         }
@@ -140,7 +167,8 @@ impl App {
                 settings: Arc::new(settings),
                 db,
                 blobs,
-                credentials: Arc::new(credentials),
+                iam,
+                audit,
                 metrics: Arc::new(Metrics::default()),
                 limiter,
             },
@@ -165,6 +193,7 @@ impl App {
     ) -> std::io::Result<()> {
         let state = self.state.clone();
         let gc = tokio::spawn(upload_gc(state.clone()));
+        let iam_task = tokio::spawn(state.iam.clone().maintain(Duration::from_secs(2)));
         let server = &state.settings.server;
         let opts = crate::server::ServeOptions {
             tls: self.tls.clone(),
@@ -174,6 +203,12 @@ impl App {
         };
         crate::server::serve(self.listener, router(state.clone()), opts, shutdown).await;
         gc.abort();
+        iam_task.abort();
+        // Every request has been answered: write the audit records still queued.
+        state.audit.flush().await;
+        if let Err(e) = state.iam.tick().await {
+            tracing::warn!(error = %e, "recording access key use failed");
+        }
         // Every write that was acknowledged is committed; fold the WAL back in.
         state.db.close().await;
         Ok(())
@@ -208,6 +243,21 @@ async fn observe(State(state): State<AppState>, mut req: Request, next: Next) ->
         .get(header::EXPECT)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     let span = tracing::info_span!("request", request_id = %request_id, %method);
+    // What the audit record needs of the request, taken before the handler owns it.
+    let audited = state.audit.enabled() && !path.starts_with("/health/") && path != "/metrics";
+    let audit_req = audited.then(|| AuditRequest {
+        source: req
+            .extensions()
+            .get::<axum::extract::ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip().to_string()),
+        user_agent: req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().take(256).collect()),
+        claimed_key: claimed_access_key(&req),
+        time_ms: crate::meta::now_millis(),
+    });
     let permit = state.limiter.clone().try_acquire_owned();
     let mut resp = match permit {
         Ok(_permit) => next.run(req).instrument(span.clone()).await,
@@ -240,20 +290,90 @@ async fn observe(State(state): State<AppState>, mut req: Request, next: Next) ->
     state
         .metrics
         .record(op, status, elapsed, bytes_in, bytes_out);
+    let principal = resp.extensions().get::<crate::iam::Principal>();
     span.in_scope(|| {
         tracing::info!(
             op,
             status,
             latency_ms = elapsed.as_secs_f64() * 1000.0,
-            principal = resp
-                .extensions()
-                .get::<crate::s3::Principal>()
-                .map(|p| p.0.as_str())
+            principal = principal
+                .and_then(|p| p.access_key_id.as_deref())
                 .unwrap_or("-"),
+            user = principal.map(|p| p.name()).unwrap_or("-"),
             "served"
         );
     });
+    if let Some(a) = audit_req {
+        let ext = resp.extensions();
+        let action = match ext.get::<crate::audit::RouteName>() {
+            Some(r) => format!("{method} {}", r.0),
+            None => op.to_string(),
+        };
+        state.audit.record(crate::audit::Record {
+            id: 0,
+            time: String::new(),
+            time_ms: a.time_ms,
+            request_id: request_id.to_string(),
+            principal: principal.map(|p| p.name().to_string()),
+            access_key_id: principal
+                .map(|p| p.access_key_id.clone())
+                .unwrap_or(a.claimed_key),
+            action,
+            resource: ext
+                .get::<crate::audit::AuditResource>()
+                .map(|r| r.0.clone())
+                .unwrap_or(path),
+            outcome: crate::audit::Outcome::of(status),
+            status,
+            bytes_in,
+            bytes_out,
+            source: a.source,
+            user_agent: a.user_agent,
+        });
+    }
     resp
+}
+
+/// What the audit record keeps of a request.
+struct AuditRequest {
+    source: Option<String>,
+    user_agent: Option<String>,
+    /// The access key id the request names (even if its signature turns out wrong).
+    claimed_key: Option<String>,
+    time_ms: i64,
+}
+
+/// The access key id named by a SigV4/SigV2 header or presigned query, unverified.
+/// Only the id is taken, never a signature.
+fn claimed_access_key(req: &Request) -> Option<String> {
+    let valid = |s: &str| {
+        (!s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_alphanumeric()))
+            .then(|| s.to_string())
+    };
+    if let Some(v) = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        if let Some(rest) = v.split("Credential=").nth(1) {
+            return valid(rest.split('/').next().unwrap_or(""));
+        }
+        if let Some(rest) = v.strip_prefix("AWS ") {
+            return valid(rest.split(':').next().unwrap_or(""));
+        }
+        return None;
+    }
+    let query = req.uri().query()?;
+    for pair in query.split('&') {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let v = percent_encoding::percent_decode_str(v).decode_utf8_lossy();
+        match k {
+            "X-Amz-Credential" => return valid(v.split('/').next().unwrap_or("")),
+            "AWSAccessKeyId" => return valid(&v),
+            _ => {}
+        }
+    }
+    None
 }
 
 fn content_length(h: &http::HeaderMap) -> u64 {

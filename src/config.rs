@@ -30,6 +30,27 @@ pub struct Settings {
     pub tls: TlsSettings,
     pub log: LogSettings,
     pub zones: ZoneSettings,
+    pub audit: AuditSettings,
+}
+
+/// `[audit]`: the audit trail.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditSettings {
+    /// Write one audit record per S3 and REST request (default true).
+    pub enabled: bool,
+    /// Records that may wait for the batch writer before requests start handing them
+    /// to waiting tasks (default 65536).
+    pub queue_capacity: usize,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        AuditSettings {
+            enabled: true,
+            queue_capacity: 65536,
+        }
+    }
 }
 
 /// `[tls]`: serve HTTPS when both are set.
@@ -145,6 +166,10 @@ pub struct AuthSettings {
     pub root_access_key: Option<String>,
     /// Root secret key. Env `TARN_ROOT_SECRET_KEY` overrides.
     pub root_secret_key: Option<String>,
+    /// Master key sealing access key secrets at rest: 64 hex digits. Env
+    /// `TARN_MASTER_KEY` overrides. If unset, `<data_dir>/master.key` is created on
+    /// first start (mode 0600) and used.
+    pub master_key: Option<String>,
 }
 
 impl Default for ServerSettings {
@@ -218,6 +243,9 @@ impl Settings {
         }
         if let Ok(v) = std::env::var("TARN_ROOT_SECRET_KEY") {
             s.auth.root_secret_key = Some(v);
+        }
+        if let Ok(v) = std::env::var("TARN_MASTER_KEY") {
+            s.auth.master_key = Some(v);
         }
         Ok(s)
     }

@@ -1,14 +1,12 @@
 //! The root credential: from settings/environment, or generated on first start and kept
-//! in `<data_dir>/root-credentials.json` (mode 0600).
+//! in `<data_dir>/root-credentials.json` (mode 0600). At every start it is stored as an
+//! access key of the bootstrap admin `root` (see [`crate::iam::store::ensure_root`]).
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use subtle::ConstantTimeEq;
-
-use crate::s3::auth::SecretLookup;
 
 /// Access keys the server accepts.
 #[derive(Clone, Serialize, Deserialize)]
@@ -33,17 +31,6 @@ fn random_string(len: usize, alphabet: &[u8]) -> String {
 }
 
 impl Credentials {
-    /// Whether `access_key_id` belongs to an admin. Until users exist (issue 5) the
-    /// root credential is the only principal, and it is an admin.
-    pub fn is_admin(&self, access_key_id: &str) -> bool {
-        use subtle::ConstantTimeEq;
-        bool::from(
-            access_key_id
-                .as_bytes()
-                .ct_eq(self.access_key_id.as_bytes()),
-        )
-    }
-
     /// Credentials from explicit values.
     pub fn new(access_key_id: String, secret_access_key: String) -> Credentials {
         Credentials {
@@ -84,16 +71,5 @@ impl Credentials {
     /// The secret (for printing once at first start).
     pub fn secret(&self) -> &str {
         &self.secret_access_key
-    }
-}
-
-impl SecretLookup for Credentials {
-    fn secret_for(&self, access_key_id: &str) -> Option<String> {
-        let same: bool = self
-            .access_key_id
-            .as_bytes()
-            .ct_eq(access_key_id.as_bytes())
-            .into();
-        same.then(|| self.secret_access_key.clone())
     }
 }

@@ -1,9 +1,13 @@
 //! Tarn: a self-hosted data lake server.
 //!
 //! Module map:
+//! - [`admin`]: `tarn admin` user/key/grant commands on the data directory.
 //! - [`app`]: builds the server (state, router, listener) and runs it.
 //! - [`config`]: settings from defaults, a TOML file and the environment.
-//! - [`credentials`]: the root access key.
+//! - [`credentials`]: the root access key (the bootstrap admin's).
+//! - [`iam`]: users, groups, access keys (secrets sealed at rest), tokens, grants.
+//! - [`authz`]: the one authorization function and the resolution it needs.
+//! - [`audit`]: one record per request, batched into the metadata database.
 //! - [`s3`]: the S3 protocol: authentication, routing, handlers, XML, errors.
 //! - [`meta`]: buckets, objects and uploads in SQLite (one writer, group commit).
 //! - [`storage`]: object bytes as immutable blob files, written durably.
@@ -13,11 +17,15 @@
 //! - [`catalog`]: datasets, governance, crawled schemas and search over the metadata DB.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod admin;
 pub mod api;
 pub mod app;
+pub mod audit;
+pub mod authz;
 pub mod catalog;
 pub mod config;
 pub mod credentials;
+pub mod iam;
 pub mod meta;
 pub mod metrics;
 pub mod s3;

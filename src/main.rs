@@ -29,16 +29,34 @@ enum Command {
         #[arg(long, value_enum)]
         log_format: Option<tarn::config::LogFormat>,
     },
+    /// Manage users, access keys and grants in the data directory (prints JSON).
+    Admin {
+        /// Data directory (overrides [storage] data_dir).
+        #[arg(long, global = true)]
+        data_dir: Option<PathBuf>,
+        /// TOML configuration file.
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: tarn::admin::AdminCommand,
+    },
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let Command::Serve {
-        listen,
-        data_dir,
-        config,
-        log_format,
-    } = cli.command;
+    let (listen, data_dir, config, log_format) = match cli.command {
+        Command::Serve {
+            listen,
+            data_dir,
+            config,
+            log_format,
+        } => (listen, data_dir, config, log_format),
+        Command::Admin {
+            data_dir,
+            config,
+            command,
+        } => return admin(data_dir, config, command),
+    };
     let mut settings = match tarn::config::Settings::load(config.as_deref()) {
         Ok(s) => s,
         Err(e) => {
@@ -70,6 +88,43 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tarn: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn admin(
+    data_dir: Option<PathBuf>,
+    config: Option<PathBuf>,
+    command: tarn::admin::AdminCommand,
+) -> std::process::ExitCode {
+    let mut settings = match tarn::config::Settings::load(config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("tarn: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    if let Some(d) = data_dir {
+        settings.storage.data_dir = d;
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tarn: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(tarn::admin::run(&settings, command)) {
+        Ok(out) => {
+            println!("{out}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tarn admin: {e}");
             std::process::ExitCode::FAILURE
         }
     }

@@ -1,10 +1,12 @@
 //! Authentication of every REST request, and the middleware that renders errors.
 //!
-//! Until users and bearer tokens land, the REST API accepts exactly what the S3 API
-//! accepts: SigV4 (or SigV2) signed with a known access key, e.g.
-//! `curl --aws-sigv4 "aws:amz:us-east-1:s3" --user KEY:SECRET`. The body is buffered
-//! (REST bodies are small) so that a signed payload hash can be checked before any
-//! handler runs. Nothing under `/api/v1` is reachable without a valid signature.
+//! The REST API accepts what the S3 API accepts, SigV4 (or SigV2) signed with an
+//! enabled access key, e.g. `curl --aws-sigv4 "aws:amz:us-east-1:s3" --user KEY:SECRET`,
+//! and bearer tokens (`Authorization: Bearer tarn_...`, from `POST /api/v1/tokens`).
+//! The body is buffered (REST bodies are small) so that a signed payload hash can be
+//! checked before any handler runs. Nothing under `/api/v1` is reachable without
+//! authentication. The principal rides on the request (for handlers) and on the
+//! response (for the audit record and the log line).
 
 use axum::body::Body;
 use axum::extract::{OriginalUri, Request, State};
@@ -20,13 +22,7 @@ use crate::s3::auth::{self, AuthError, PayloadMode, SecretLookup};
 /// Largest REST request body accepted.
 pub const MAX_BODY: usize = 1024 * 1024;
 
-/// Who is calling, as established by the signature.
-#[derive(Debug, Clone)]
-pub struct Principal {
-    pub access_key_id: String,
-    /// Admins manage zones and governance and may override zone rules.
-    pub admin: bool,
-}
+pub use crate::iam::Principal;
 
 /// The id of the request, for logs and error bodies.
 #[derive(Debug, Clone)]
@@ -63,8 +59,20 @@ fn auth_error(e: AuthError) -> Error {
     }
 }
 
-async fn authenticate(app: &AppState, req: Request) -> Result<Request, Error> {
+async fn authenticate(app: &AppState, req: Request) -> Result<(Request, Principal), Error> {
     let (mut parts, body) = req.into_parts();
+    if let Some(token) = parts
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    {
+        let who = app.iam.principal_for_token(token.trim()).ok_or_else(|| {
+            Error::Unauthenticated("the bearer token is unknown or has expired".into())
+        })?;
+        parts.extensions.insert(who.clone());
+        return Ok((Request::from_parts(parts, body), who));
+    }
     // Inside `nest`, the URI is stripped of `/api/v1`; the signature covers the full path.
     let uri = parts
         .extensions
@@ -78,7 +86,7 @@ async fn authenticate(app: &AppState, req: Request) -> Result<Request, Error> {
     // x-amz-content-sha256, but generic signers (curl --aws-sigv4 for a non-S3 API)
     // may not. The hash of the body we hold is then what they signed.
     let body_sha256 = hex::encode(sha2::Sha256::digest(&bytes));
-    let secrets: &dyn SecretLookup = app.credentials.as_ref();
+    let secrets: &dyn SecretLookup = app.iam.as_ref();
     let verified = auth::verify_with(
         &parts.method,
         uri.path(),
@@ -107,23 +115,30 @@ async fn authenticate(app: &AppState, req: Request) -> Result<Request, Error> {
             ));
         }
     }
-    let admin = app.credentials.is_admin(&verified.access_key_id);
-    parts.extensions.insert(Principal {
-        access_key_id: verified.access_key_id,
-        admin,
-    });
-    Ok(Request::from_parts(parts, Body::from(bytes)))
+    let who = app
+        .iam
+        .principal_for_key(&verified.access_key_id)
+        .ok_or_else(|| auth_error(AuthError::InvalidAccessKeyId))?;
+    parts.extensions.insert(who.clone());
+    Ok((Request::from_parts(parts, Body::from(bytes)), who))
 }
 
 /// The middleware around every REST route: request id, authentication, and the
 /// rendering of every error (handler errors, rejections, 404/405) as JSON.
 pub async fn middleware(State(app): State<AppState>, req: Request, next: Next) -> Response {
-    let request_id = crate::s3::new_request_id();
+    // One id per request: the one the outermost middleware assigned.
+    let request_id = req
+        .extensions()
+        .get::<crate::app::RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_else(crate::s3::new_request_id);
     let method = req.method().clone();
     let mut resp = match authenticate(&app, req).await {
-        Ok(mut req) => {
+        Ok((mut req, who)) => {
             req.extensions_mut().insert(RequestId(request_id.clone()));
-            next.run(req).await
+            let mut resp = next.run(req).await;
+            resp.extensions_mut().insert(who);
+            resp
         }
         Err(e) => e.into_response(),
     };

@@ -12,9 +12,11 @@ use super::auth::Principal;
 use super::error::ErrorDoc;
 use super::extract::{ApiJson, QueryPairs};
 use crate::app::AppState;
+use crate::authz::{self, Visibility};
 use crate::catalog::crawl::{self, CrawlResult, SchemaVersion};
 use crate::catalog::search::{self, SearchQuery, SearchResult};
 use crate::catalog::{self, Dataset, DatasetFilter, DatasetPatch, NewDataset, Page};
+use crate::iam::Permission;
 use crate::meta::{Zone, ZoneRules};
 
 /// A dataset id from the path; anything that is not a number names no dataset.
@@ -68,7 +70,15 @@ pub async fn create_dataset(
     Extension(who): Extension<Principal>,
     ApiJson(body): ApiJson<NewDataset>,
 ) -> Result<impl IntoResponse, Error> {
-    let d = catalog::datasets::create(&app.db, body, &who.access_key_id).await?;
+    // Registering data in a bucket takes write on it (or its zone); naming someone
+    // else as the owner takes an admin.
+    authz::authorize_bucket(&app.db, &who, Permission::Write, &body.bucket).await?;
+    if body.owner.as_deref().is_some_and(|o| o != who.name()) && !who.is_admin() {
+        return Err(Error::AccessDenied(
+            "only an admin may register a dataset for another owner".into(),
+        ));
+    }
+    let d = catalog::datasets::create(&app.db, body, who.name()).await?;
     let location = format!("/api/v1/datasets/{}", d.id);
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(d)))
 }
@@ -86,6 +96,7 @@ pub async fn create_dataset(
     responses((status = 200, body = Page), (status = 400, body = ErrorDoc)))]
 pub async fn list_datasets(
     State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
     q: QueryPairs,
 ) -> Result<Json<Page>, Error> {
     q.only(&[
@@ -99,6 +110,7 @@ pub async fn list_datasets(
         tags: tag_params(&q)?,
         after: q.parsed::<i64>("cursor")?,
         limit: limit_param(&q, 100, 1000)?,
+        visibility: Visibility::of(&who),
     };
     Ok(Json(catalog::datasets::list(&app.db, filter).await?))
 }
@@ -108,11 +120,12 @@ pub async fn list_datasets(
     responses((status = 200, body = Dataset), (status = 404, body = ErrorDoc)))]
 pub async fn get_dataset(
     State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Json<Dataset>, Error> {
-    Ok(Json(
-        catalog::datasets::get(&app.db, dataset_id(&id)?).await?,
-    ))
+    let d = catalog::datasets::get(&app.db, dataset_id(&id)?).await?;
+    may(&app, &who, Permission::Read, &d).await?;
+    Ok(Json(d))
 }
 
 /// Updates a dataset (absent fields unchanged).
@@ -128,7 +141,7 @@ pub async fn patch_dataset(
 ) -> Result<Json<Dataset>, Error> {
     let id = dataset_id(&id)?;
     let current = catalog::datasets::get(&app.db, id).await?;
-    may_manage(&who, &current)?;
+    may(&app, &who, Permission::Manage, &current).await?;
     Ok(Json(catalog::datasets::update(&app.db, id, patch).await?))
 }
 
@@ -155,28 +168,24 @@ pub async fn delete_dataset(
     let id = dataset_id(&id)?;
     let purge = q.parsed::<bool>("purge")?.unwrap_or(false);
     let current = catalog::datasets::get(&app.db, id).await?;
-    may_manage(&who, &current)?;
-    let rules = if who.admin {
+    may(&app, &who, Permission::Manage, &current).await?;
+    let rules = if who.is_admin() {
         ZoneRules::Override
     } else {
         ZoneRules::Enforce
     };
     let purged = catalog::datasets::delete(&app.db, &app.blobs, id, purge, rules).await?;
+    // Its grants went with it (FK cascade): drop them from the cache before answering.
+    app.iam.reload().await?;
     Ok(Json(Deleted {
         id,
         purged_objects: purged,
     }))
 }
 
-fn may_manage(who: &Principal, d: &Dataset) -> Result<(), Error> {
-    if who.admin || who.access_key_id == d.owner {
-        Ok(())
-    } else {
-        Err(Error::AccessDenied(format!(
-            "only an admin or the owner may change dataset {}",
-            d.id
-        )))
-    }
+/// Authorizes `perm` on dataset `d` (its grants, its bucket's and zone's, ownership).
+async fn may(app: &AppState, who: &Principal, perm: Permission, d: &Dataset) -> Result<(), Error> {
+    Ok(authz::authorize_data(&app.db, who, perm, &d.bucket, &d.prefix).await?)
 }
 
 /// Infers the schema from the data and records a new version if it changed.
@@ -185,9 +194,12 @@ fn may_manage(who: &Principal, d: &Dataset) -> Result<(), Error> {
         (status = 422, body = ErrorDoc, description = "no readable data under the prefix")))]
 pub async fn crawl_dataset(
     State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Json<CrawlResult>, Error> {
     let id = dataset_id(&id)?;
+    let d = catalog::datasets::get(&app.db, id).await?;
+    may(&app, &who, Permission::Write, &d).await?;
     Ok(Json(crawl::crawl(&app.db, &app.blobs, id).await?))
 }
 
@@ -197,11 +209,14 @@ pub async fn crawl_dataset(
     responses((status = 200, body = SchemaVersion), (status = 404, body = ErrorDoc)))]
 pub async fn get_schema(
     State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
     Path(id): Path<String>,
     q: QueryPairs,
 ) -> Result<Json<SchemaVersion>, Error> {
     q.only(&["version"])?;
     let id = dataset_id(&id)?;
+    let d = catalog::datasets::get(&app.db, id).await?;
+    may(&app, &who, Permission::Read, &d).await?;
     let version = q.parsed::<i64>("version")?;
     Ok(Json(crawl::schema(&app.db, id, version).await?))
 }
@@ -219,6 +234,7 @@ pub async fn get_schema(
     responses((status = 200, body = SearchResult), (status = 400, body = ErrorDoc)))]
 pub async fn search_datasets(
     State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
     q: QueryPairs,
 ) -> Result<Json<SearchResult>, Error> {
     q.only(&["q", "zone", "owner", "format", "tag", "limit", "cursor"])?;
@@ -230,6 +246,7 @@ pub async fn search_datasets(
         tags: tag_params(&q)?,
         offset: q.parsed::<usize>("cursor")?.unwrap_or(0),
         limit: limit_param(&q, 20, search::MAX_LIMIT)?,
+        visibility: Visibility::of(&who),
     };
     Ok(Json(search::search(&app.db, query).await?))
 }

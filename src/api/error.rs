@@ -179,6 +179,34 @@ impl From<catalog::Error> for Error {
     }
 }
 
+impl From<crate::iam::Error> for Error {
+    fn from(e: crate::iam::Error) -> Error {
+        use crate::iam::Error as I;
+        match e {
+            I::Invalid { field, message } => Error::InvalidField { field, message },
+            I::NotFound(m) => Error::NotFound(m),
+            I::Conflict(m) => Error::Conflict(m),
+            I::Forbidden(m) => Error::AccessDenied(m),
+            I::Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::authz::AuthzError> for Error {
+    fn from(e: crate::authz::AuthzError) -> Error {
+        match e {
+            crate::authz::AuthzError::Denied(d) => Error::AccessDenied(d.0),
+            crate::authz::AuthzError::Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::authz::Denied> for Error {
+    fn from(d: crate::authz::Denied) -> Error {
+        Error::AccessDenied(d.0)
+    }
+}
+
 impl From<meta::Error> for Error {
     fn from(e: meta::Error) -> Error {
         use meta::Error as M;

@@ -46,6 +46,8 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
                 });
                 let field = match (path.as_str(), named) {
                     (".", Some(n)) => n.to_string(),
+                    // serde_path_to_error already names an unknown field in the path.
+                    (p, Some(n)) if p == n || p.ends_with(&format!(".{n}")) => p.to_string(),
                     (p, Some(n)) => format!("{p}.{n}"),
                     (p, None) => p.to_string(),
                 };

@@ -7,10 +7,12 @@
 //! One middleware ([`auth::middleware`]) authenticates every request and renders
 //! every error as `{"error": {"code", "message", "request_id"}}`.
 
+mod audit;
 pub mod auth;
 mod datasets;
 pub mod error;
 pub mod extract;
+mod iam;
 mod zones;
 
 use axum::Json;
@@ -26,18 +28,21 @@ pub use error::Error;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Tarn REST API", description = "Zones, datasets, schema, crawl and search. \
+    info(title = "Tarn REST API", description = "Zones, datasets, schema, crawl, search, \
+        users, access keys, tokens, grants and the audit trail. \
         Every request is signed with SigV4 like an S3 request \
-        (curl --aws-sigv4 \"aws:amz:us-east-1:s3\" --user KEY:SECRET)."),
+        (curl --aws-sigv4 \"aws:amz:us-east-1:s3\" --user KEY:SECRET) \
+        or carries a bearer token from POST /tokens."),
     servers((url = "/api/v1")),
     components(schemas(error::ErrorDoc, error::ErrorBody)),
-    tags((name = "zones"), (name = "governance"), (name = "datasets"), (name = "search"))
+    tags((name = "zones"), (name = "governance"), (name = "datasets"), (name = "search"),
+        (name = "users"), (name = "grants"), (name = "audit"))
 )]
 struct ApiDoc;
 
 /// Fails unless the caller is an admin.
 pub fn require_admin(who: &Principal, action: &str) -> Result<(), Error> {
-    if who.admin {
+    if who.is_admin() {
         Ok(())
     } else {
         Err(Error::AccessDenied(format!("only an admin may {action}")))
@@ -60,6 +65,18 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(datasets::crawl_dataset))
         .routes(routes!(datasets::get_schema))
         .routes(routes!(datasets::search_datasets))
+        .routes(routes!(iam::create_user, iam::list_users))
+        .routes(routes!(iam::get_user, iam::patch_user, iam::delete_user))
+        .routes(routes!(iam::create_group, iam::list_groups))
+        .routes(routes!(iam::delete_group))
+        .routes(routes!(iam::create_key, iam::list_keys))
+        .routes(routes!(iam::patch_key, iam::delete_key))
+        .routes(routes!(iam::create_token, iam::list_tokens))
+        .routes(routes!(iam::delete_token))
+        .routes(routes!(iam::create_grant, iam::list_grants))
+        .routes(routes!(iam::delete_grant))
+        .routes(routes!(audit::query_audit))
+        .routes(routes!(audit::export_audit))
         .split_for_parts()
 }
 
@@ -75,11 +92,26 @@ pub fn router(state: AppState) -> Router<AppState> {
                 async move { Json(doc.as_ref().clone()) }
             }),
         )
+        .route_layer(axum::middleware::from_fn(route_name))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state,
             auth::middleware,
         ))
+}
+
+/// Puts the matched route template on the response, for the audit record's action.
+async fn route_name(
+    path: Option<axum::extract::MatchedPath>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let mut resp = next.run(req).await;
+    if let Some(p) = path {
+        resp.extensions_mut()
+            .insert(crate::audit::RouteName(std::sync::Arc::from(p.as_str())));
+    }
+    resp
 }
 
 async fn not_found() -> Error {

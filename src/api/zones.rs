@@ -124,8 +124,10 @@ pub async fn list_buckets(State(app): State<AppState>) -> Result<Json<BucketList
     responses((status = 200, body = BucketView), (status = 404, body = super::error::ErrorDoc)))]
 pub async fn get_bucket(
     State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
     Path(bucket): Path<String>,
 ) -> Result<Json<BucketView>, Error> {
+    crate::authz::authorize_bucket(&app.db, &who, crate::iam::Permission::Read, &bucket).await?;
     match app.db.bucket_info(bucket.clone()).await {
         Ok(b) => Ok(Json(b.into())),
         Err(meta::Error::NoSuchBucket) => Err(no_bucket(&bucket)),

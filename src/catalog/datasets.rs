@@ -116,6 +116,8 @@ pub struct DatasetFilter {
     /// Only ids greater than this (the cursor).
     pub after: Option<i64>,
     pub limit: usize,
+    /// What the caller may read (filtering happens in SQL, before paging).
+    pub visibility: crate::authz::Visibility,
 }
 
 /// A page of datasets.
@@ -450,6 +452,10 @@ pub async fn list(db: &Db, f: DatasetFilter) -> Result<Page, Error> {
             if let Some(fm) = &f.format {
                 sql.push_str(" AND d.format = ?");
                 args.push(fm.clone().into());
+            }
+            if let Some(cond) = f.visibility.sql(&mut args) {
+                sql.push_str(" AND ");
+                sql.push_str(&cond);
             }
             for (k, v) in &f.tags {
                 sql.push_str(

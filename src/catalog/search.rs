@@ -132,6 +132,8 @@ pub struct SearchQuery {
     pub tags: Vec<(String, String)>,
     pub offset: usize,
     pub limit: usize,
+    /// What the caller may read: hits, totals and facets count only these.
+    pub visibility: crate::authz::Visibility,
 }
 
 /// One search hit.
@@ -196,6 +198,10 @@ fn from_where(
     if let Some(f) = &query.format {
         sql.push_str(" AND d.format = ?");
         args.push(f.clone().into());
+    }
+    if let Some(cond) = query.visibility.sql(args) {
+        sql.push_str(" AND ");
+        sql.push_str(&cond);
     }
     for (k, v) in &query.tags {
         sql.push_str(

@@ -58,6 +58,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0003_catalog",
         include_str!("../../migrations/0003_catalog.sql"),
     ),
+    ("0004_iam", include_str!("../../migrations/0004_iam.sql")),
 ];
 
 fn open(path: &Path, read_only: bool) -> Result<Connection, Error> {

@@ -1,6 +1,7 @@
 //! The S3 protocol layer: authenticate, route, dispatch, and turn every error into the
 //! S3 XML error document in one place ([`handle`]).
 
+pub mod access;
 pub mod auth;
 pub mod body;
 pub mod checksum;
@@ -32,6 +33,8 @@ pub struct Ctx {
     pub query: Query,
     pub parts: http::request::Parts,
     pub verified: Option<Verified>,
+    /// The user behind `verified` (absent only for PostObject before its form is read).
+    pub principal: Option<crate::iam::Principal>,
 }
 
 impl Ctx {
@@ -66,10 +69,6 @@ pub fn new_request_id() -> Arc<str> {
     Arc::from(format!("{prefix:08X}{n:08X}"))
 }
 
-/// The principal that made a request (access key id), as a response extension for logs.
-#[derive(Clone)]
-pub struct Principal(pub String);
-
 /// The S3 entry point: every request that is not for the REST API or health lands here.
 pub async fn handle(State(app): State<AppState>, req: Request<Body>) -> Response<Body> {
     let request_id = req
@@ -81,7 +80,16 @@ pub async fn handle(State(app): State<AppState>, req: Request<Body>) -> Response
     let resource = parts.uri.path().to_string();
     let method = parts.method.clone();
     let mut principal = None;
-    let result = dispatch(app, request_id.clone(), parts, body, &mut principal).await;
+    let mut audited = None;
+    let result = dispatch(
+        app,
+        request_id.clone(),
+        parts,
+        body,
+        &mut principal,
+        &mut audited,
+    )
+    .await;
     let (mut resp, op) = match result {
         Ok(ok) => ok,
         Err((e, op)) => {
@@ -104,8 +112,10 @@ pub async fn handle(State(app): State<AppState>, req: Request<Body>) -> Response
     h.insert(header::SERVER, HeaderValue::from_static("Tarn"));
     resp.extensions_mut().insert(crate::app::OpName(op));
     if let Some(p) = principal {
-        resp.extensions_mut().insert(Principal(p));
+        resp.extensions_mut().insert(p);
     }
+    resp.extensions_mut()
+        .insert(crate::audit::AuditResource(audited.unwrap_or(resource)));
     resp
 }
 
@@ -129,16 +139,20 @@ pub fn authorized_for_metrics(app: &AppState, parts: &http::request::Parts) -> b
     ) {
         return bool::from(token.as_bytes().ct_eq(given.trim().as_bytes()));
     }
-    let secrets: &dyn SecretLookup = app.credentials.as_ref();
-    auth::verify(
+    let secrets: &dyn SecretLookup = app.iam.as_ref();
+    let Ok(v) = auth::verify(
         &parts.method,
         parts.uri.path(),
         parts.uri.query().unwrap_or(""),
         &parts.headers,
         secrets,
         std::time::SystemTime::now(),
-    )
-    .is_ok()
+    ) else {
+        return false;
+    };
+    app.iam
+        .principal_for_key(&v.access_key_id)
+        .is_some_and(|p| p.is_admin())
 }
 
 /// Renders an error (no body for HEAD, as S3 does).
@@ -166,7 +180,8 @@ async fn dispatch(
     request_id: Arc<str>,
     parts: http::request::Parts,
     body: Body,
-    principal: &mut Option<String>,
+    principal: &mut Option<crate::iam::Principal>,
+    audited: &mut Option<String>,
 ) -> Outcome {
     let header_bytes: usize = parts
         .headers
@@ -209,13 +224,18 @@ async fn dispatch(
     )
     .map_err(|e| (e, "Unknown"))?;
     let op = route.endpoint.name();
+    *audited = Some(match (&route.bucket, &route.key) {
+        (Some(b), Some(k)) => format!("{b}/{k}"),
+        (Some(b), None) => b.clone(),
+        _ => String::new(),
+    });
 
     // Authentication: every request is signed, except a browser form POST, whose
     // signature is inside the form and checked by its handler.
     let verified = if route.endpoint == Endpoint::PostObject {
         None
     } else {
-        let secrets: &dyn SecretLookup = app.credentials.as_ref();
+        let secrets: &dyn SecretLookup = app.iam.as_ref();
         let v2_prefix = route
             .bucket
             .as_ref()
@@ -234,9 +254,17 @@ async fn dispatch(
             },
         )
         .map_err(|e| (body::auth_error(e), op))?;
-        *principal = Some(v.access_key_id.clone());
         Some(v)
     };
+    let who = match &verified {
+        Some(v) => Some(
+            app.iam
+                .principal_for_key(&v.access_key_id)
+                .ok_or_else(|| (S3Error::new(Code::InvalidAccessKeyId), op))?,
+        ),
+        None => None,
+    };
+    principal.clone_from(&who);
 
     let ctx = Ctx {
         app,
@@ -245,9 +273,24 @@ async fn dispatch(
         query,
         parts,
         verified,
+        principal: who,
     };
-    handlers::dispatch(ctx, body)
-        .await
-        .map(|r| (r, op))
-        .map_err(|e| (e, op))
+    if let Some(who) = &ctx.principal {
+        access::authorize(&ctx, who).await.map_err(|e| (e, op))?;
+    }
+    let iam = (route_deletes_grants(&ctx.route.endpoint)).then(|| ctx.app.iam.clone());
+    let resp = handlers::dispatch(ctx, body).await.map_err(|e| (e, op))?;
+    if let Some(iam) = iam {
+        // The bucket's grants went with it (FK cascade); drop them from the cache
+        // before answering, so a bucket re-created under that name starts bare.
+        if let Err(e) = iam.reload().await {
+            tracing::warn!(error = %e, "reloading principals after DeleteBucket failed");
+        }
+    }
+    Ok((resp, op))
+}
+
+/// Whether the operation deletes rows that grants reference.
+fn route_deletes_grants(e: &Endpoint) -> bool {
+    matches!(e, Endpoint::DeleteBucket)
 }

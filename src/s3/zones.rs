@@ -31,10 +31,7 @@ pub fn zone_rules(ctx: &Ctx) -> Result<ZoneRules, S3Error> {
     if !wants {
         return Ok(ZoneRules::Enforce);
     }
-    let admin = ctx
-        .verified
-        .as_ref()
-        .is_some_and(|v| ctx.app.credentials.is_admin(&v.access_key_id));
+    let admin = ctx.principal.as_ref().is_some_and(|p| p.is_admin());
     if !admin {
         return Err(S3Error::msg(
             Code::AccessDenied,

@@ -312,7 +312,7 @@ async fn dataset_lifecycle_filters_pagination_and_errors() {
         json!({"name": "customers", "bucket": "transformed", "prefix": "cust"}),
     )
     .await;
-    assert_eq!(b["owner"], app.access_key.as_str());
+    assert_eq!(b["owner"], "root", "the bootstrap admin's user name");
     assert_eq!(b["prefix"], "cust/");
     // Same name in another zone is fine; in the same zone it is a conflict.
     create_dataset(

@@ -5,6 +5,7 @@ mod helpers;
 mod keys_prop;
 
 mod auth;
+mod authz;
 mod buckets;
 mod catalog;
 mod chunked;

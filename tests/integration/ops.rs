@@ -518,6 +518,9 @@ impl Drop for SmallFs {
 async fn a_really_full_disk_fails_writes_cleanly_and_recovers() {
     let fs = SmallFs::mount("24m");
     let data = fs.dir.path().join("data");
+    // Something else on the same filesystem, removed later to give space back.
+    let ballast = fs.dir.path().join("ballast");
+    std::fs::write(&ballast, vec![0u8; 6 * MIB]).expect("ballast");
     let (a, s) = new_credentials();
     // No free-space floor: the writes run into ENOSPC for real.
     let toml = "[storage]\nmin_free_bytes = 0\n[zones]\ndefault_zone = \"transformed\"\n";
@@ -554,7 +557,11 @@ async fn a_really_full_disk_fails_writes_cleanly_and_recovers() {
     for (k, body) in &stored {
         assert_eq!(&app.get("fill", k).await.body, body, "{k} damaged");
     }
-    // Deleting makes room; writes work again.
+    // Space returns (another file on the filesystem goes away): writes work again, and
+    // so do deletes.
+    std::fs::remove_file(&ballast).expect("remove ballast");
+    let again = bytes(MIB, 999);
+    assert_eq!(app.put("fill", "after", again.clone()).await.status, 200);
     for (k, _) in stored.iter().take(3) {
         assert_eq!(
             app.request("DELETE", &obj("fill", k), &[], "").await.status,
@@ -562,8 +569,6 @@ async fn a_really_full_disk_fails_writes_cleanly_and_recovers() {
         );
     }
     stored.drain(..3);
-    let again = bytes(MIB, 999);
-    assert_eq!(app.put("fill", "after", again.clone()).await.status, 200);
     // Everything survives a restart.
     let app = app.restart();
     for (k, body) in &stored {

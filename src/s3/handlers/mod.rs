@@ -9,6 +9,8 @@ mod post;
 use axum::body::Body;
 use http::{Response, StatusCode, header};
 
+pub use object::copy_source;
+
 use super::Ctx;
 use super::endpoint::Endpoint;
 use super::error::{Code, S3Error};

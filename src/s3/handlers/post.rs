@@ -138,8 +138,13 @@ pub async fn post_object(ctx: Ctx, body: Body) -> Result<Response<Body>, S3Error
         .replace("${filename}", filename);
     fields.set("key", key.clone());
     fields.set("bucket", bucket.clone());
-    let auth = verify_post(&fields, ctx.app.credentials.as_ref(), SystemTime::now())
-        .map_err(policy_error)?;
+    let auth =
+        verify_post(&fields, ctx.app.iam.as_ref(), SystemTime::now()).map_err(policy_error)?;
+    let who = ctx
+        .app
+        .iam
+        .principal_for_key(&auth.access_key_id)
+        .ok_or_else(|| S3Error::new(Code::InvalidAccessKeyId))?;
     if key.is_empty() {
         return Err(S3Error::msg(
             Code::InvalidArgument,
@@ -149,7 +154,8 @@ pub async fn post_object(ctx: Ctx, body: Body) -> Result<Response<Body>, S3Error
     if key.len() > MAX_KEY_LEN {
         return Err(S3Error::new(Code::KeyTooLongError));
     }
-    tracing::debug!(access_key_id = %auth.access_key_id, ?auth.signature, "form upload authenticated");
+    tracing::debug!(access_key_id = %auth.access_key_id, "form upload authenticated");
+    crate::s3::access::authorize_write(&ctx, &who, &bucket, &key).await?;
 
     // Everything about the object is settled before any byte of the file is read.
     let headers = form_headers(&fields)?;
@@ -194,7 +200,9 @@ pub async fn post_object(ctx: Ctx, body: Body) -> Result<Response<Body>, S3Error
 
     let quoted = format!("\"{etag}\"");
     let location = object_url(&ctx, &bucket, &key);
-    let builder = Response::builder().header(header::ETAG, quoted.as_str());
+    let builder = Response::builder()
+        .header(header::ETAG, quoted.as_str())
+        .extension(who);
     let builder = checksum_headers(builder, checksum.as_ref());
     if let Some(target) = redirect_target(&fields, &bucket, &key, &quoted) {
         return builder

@@ -1,0 +1,398 @@
+//! Authorization: the one function that decides every action, [`authorize`].
+//!
+//! S3 handlers, REST handlers, search and (later) checkout describe what they touch as
+//! a [`Resource`] and ask for a [`Permission`]; `authorize` answers from the
+//! principal's in-memory grants. The rules:
+//! - an admin may do everything;
+//! - `manage` includes `write`, which includes `read`;
+//! - a grant on a zone covers its buckets and their datasets; a grant on a bucket
+//!   covers its objects and datasets; a grant on a dataset covers the objects under
+//!   its prefix (and listings of prefixes inside it);
+//! - a dataset's owner has `manage` on it;
+//! - [`Resource::AdminOnly`] is for admins, [`Resource::Authenticated`] for anyone
+//!   signed in.
+//!
+//! Resolving which zone and dataset an object belongs to takes one indexed read
+//! ([`resolve_data`]); callers skip it for admins and when a bucket grant already
+//! decides ([`fast_allow`]).
+
+use rusqlite::OptionalExtension;
+
+use crate::iam::{GrantResource, Permission, Principal};
+use crate::meta::{self, Db, Zone};
+
+/// Why an action was refused (becomes S3 `AccessDenied` or REST 403).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct Denied(pub String);
+
+/// The dataset that covers some data, with what authorization needs of it.
+#[derive(Debug, Clone)]
+pub struct DatasetRef {
+    pub id: i64,
+    pub owner: String,
+}
+
+/// What an action touches.
+#[derive(Debug, Clone)]
+pub enum Resource<'a> {
+    /// Only admins (users, keys of others, grants at large, audit, bucket creation).
+    AdminOnly,
+    /// Anyone authenticated (list zones, make a token for oneself).
+    Authenticated,
+    /// A zone as a whole (granting on it).
+    Zone(Zone),
+    /// A bucket as a whole (bucket settings, multipart listings, bulk deletes).
+    Bucket { id: i64, name: &'a str, zone: Zone },
+    /// Objects or a listing prefix inside a bucket, covered by `dataset` if any.
+    Data {
+        bucket_id: i64,
+        bucket: &'a str,
+        zone: Zone,
+        dataset: Option<DatasetRef>,
+    },
+}
+
+fn grant_covers_bucket(g: &GrantResource, id: i64, zone: Zone) -> bool {
+    match g {
+        GrantResource::Zone(z) => *z == zone,
+        GrantResource::Bucket { id: b, .. } => *b == id,
+        GrantResource::Dataset(_) => false,
+    }
+}
+
+/// Decides whether `who` may act with `perm` on `resource`.
+pub fn authorize(who: &Principal, perm: Permission, resource: &Resource<'_>) -> Result<(), Denied> {
+    if who.is_admin() {
+        return Ok(());
+    }
+    let grants = &who.user.grants;
+    let allowed = match resource {
+        Resource::AdminOnly => false,
+        Resource::Authenticated => true,
+        Resource::Zone(zone) => grants
+            .iter()
+            .any(|g| g.permission >= perm && g.resource == GrantResource::Zone(*zone)),
+        Resource::Bucket { id, zone, .. } => grants
+            .iter()
+            .any(|g| g.permission >= perm && grant_covers_bucket(&g.resource, *id, *zone)),
+        Resource::Data {
+            bucket_id,
+            zone,
+            dataset,
+            ..
+        } => {
+            grants.iter().any(|g| {
+                g.permission >= perm
+                    && (grant_covers_bucket(&g.resource, *bucket_id, *zone)
+                        || matches!((&g.resource, dataset),
+                            (GrantResource::Dataset(d), Some(ds)) if *d == ds.id))
+            }) || dataset.as_ref().is_some_and(|d| d.owner == who.user.name)
+        }
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(Denied(denial(who, perm, resource)))
+    }
+}
+
+fn denial(who: &Principal, perm: Permission, r: &Resource<'_>) -> String {
+    let what = match r {
+        Resource::AdminOnly => return "only an admin may do this".into(),
+        Resource::Authenticated => return "authentication required".into(),
+        Resource::Zone(z) => format!("zone {z}"),
+        Resource::Bucket { name, .. } => format!("bucket {name}"),
+        Resource::Data {
+            bucket, dataset, ..
+        } => match dataset {
+            Some(d) => format!("dataset {} in bucket {bucket}", d.id),
+            None => format!("bucket {bucket}"),
+        },
+    };
+    format!(
+        "user {} has no {} permission on {what}",
+        who.name(),
+        perm.as_str()
+    )
+}
+
+/// Whether `who` is allowed without looking anything up: admins, and holders of a
+/// bucket grant on `bucket` (by name) with at least `perm`.
+pub fn fast_allow(who: &Principal, perm: Permission, bucket: &str) -> bool {
+    who.is_admin()
+        || who.user.grants.iter().any(|g| {
+            g.permission >= perm
+                && matches!(&g.resource, GrantResource::Bucket { name, .. } if name == bucket)
+        })
+}
+
+/// Where some data lives: the bucket's id and zone, and the dataset covering `key`.
+#[derive(Debug, Clone)]
+pub struct DataLocation {
+    pub bucket_id: i64,
+    pub zone: Zone,
+    pub dataset: Option<DatasetRef>,
+}
+
+/// Looks up the bucket and the dataset whose prefix covers `key` (an object key or a
+/// listing prefix) in one read. `None` if the bucket does not exist.
+pub async fn resolve_data(
+    db: &Db,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<DataLocation>, meta::Error> {
+    let (bucket, key) = (bucket.to_string(), key.to_string());
+    db.read(move |conn| {
+        // Prefixes of one bucket never overlap, so the covering dataset, if any, is
+        // the one with the greatest prefix <= key.
+        let row = conn
+            .prepare_cached(
+                "SELECT b.id, b.zone, d.id, d.prefix, d.owner FROM buckets b
+                 LEFT JOIN datasets d ON d.id = (
+                     SELECT id FROM datasets WHERE bucket_id = b.id AND prefix <= ?2
+                     ORDER BY prefix DESC LIMIT 1)
+                 WHERE b.name = ?1",
+            )?
+            .query_row(rusqlite::params![bucket, key], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                ))
+            })
+            .optional()?;
+        Ok(
+            row.map(|(bucket_id, zone, did, prefix, owner)| DataLocation {
+                bucket_id,
+                zone: Zone::parse(&zone).unwrap_or(Zone::Raw),
+                dataset: match (did, prefix, owner) {
+                    (Some(id), Some(p), Some(owner)) if key.starts_with(&p) => {
+                        Some(DatasetRef { id, owner })
+                    }
+                    _ => None,
+                },
+            }),
+        )
+    })
+    .await
+}
+
+/// Authorizes `perm` on `key` (object or listing prefix) in `bucket`, resolving the
+/// location only when needed. A member asking about a bucket that does not exist
+/// is denied (existence is not revealed); an admin passes through to the handler's
+/// own "no such bucket".
+pub async fn authorize_data(
+    db: &Db,
+    who: &Principal,
+    perm: Permission,
+    bucket: &str,
+    key: &str,
+) -> Result<(), AuthzError> {
+    if fast_allow(who, perm, bucket) {
+        return Ok(());
+    }
+    let loc = resolve_data(db, bucket, key)
+        .await
+        .map_err(AuthzError::Db)?
+        .ok_or_else(|| {
+            AuthzError::Denied(Denied(format!(
+                "user {} has no {} permission on bucket {bucket}",
+                who.name(),
+                perm.as_str()
+            )))
+        })?;
+    authorize(
+        who,
+        perm,
+        &Resource::Data {
+            bucket_id: loc.bucket_id,
+            bucket,
+            zone: loc.zone,
+            dataset: loc.dataset,
+        },
+    )
+    .map_err(AuthzError::Denied)
+}
+
+/// Authorizes `perm` on a bucket as a whole.
+pub async fn authorize_bucket(
+    db: &Db,
+    who: &Principal,
+    perm: Permission,
+    bucket: &str,
+) -> Result<(), AuthzError> {
+    if fast_allow(who, perm, bucket) {
+        return Ok(());
+    }
+    let loc = resolve_data(db, bucket, "")
+        .await
+        .map_err(AuthzError::Db)?
+        .ok_or_else(|| {
+            AuthzError::Denied(Denied(format!(
+                "user {} has no {} permission on bucket {bucket}",
+                who.name(),
+                perm.as_str()
+            )))
+        })?;
+    authorize(
+        who,
+        perm,
+        &Resource::Bucket {
+            id: loc.bucket_id,
+            name: bucket,
+            zone: loc.zone,
+        },
+    )
+    .map_err(AuthzError::Denied)
+}
+
+/// A refusal, or a failure to find out.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthzError {
+    #[error(transparent)]
+    Denied(#[from] Denied),
+    #[error(transparent)]
+    Db(meta::Error),
+}
+
+/// What a member may see in listings of datasets and search: used to build SQL
+/// filters so that counts and facets are computed after filtering.
+#[derive(Debug, Clone, Default)]
+pub struct Visibility {
+    /// `None`: everything (admins).
+    pub restricted: Option<VisibleSet>,
+}
+
+/// The datasets a member may read: by zone, bucket, id, or ownership.
+#[derive(Debug, Clone, Default)]
+pub struct VisibleSet {
+    pub zones: Vec<Zone>,
+    pub bucket_ids: Vec<i64>,
+    pub dataset_ids: Vec<i64>,
+    pub owner: String,
+}
+
+impl Visibility {
+    /// What `who` may read (datasets covered by a read grant, or owned).
+    pub fn of(who: &Principal) -> Visibility {
+        if who.is_admin() {
+            return Visibility { restricted: None };
+        }
+        let mut s = VisibleSet {
+            owner: who.name().to_string(),
+            ..VisibleSet::default()
+        };
+        for g in &who.user.grants {
+            match &g.resource {
+                GrantResource::Zone(z) => s.zones.push(*z),
+                GrantResource::Bucket { id, .. } => s.bucket_ids.push(*id),
+                GrantResource::Dataset(id) => s.dataset_ids.push(*id),
+            }
+        }
+        Visibility {
+            restricted: Some(s),
+        }
+    }
+
+    /// An SQL condition on the dataset alias `d` (with its arguments appended to
+    /// `args`), `None` when everything is visible. The same rule as [`authorize`]
+    /// with `read`: every grant includes read.
+    pub fn sql(&self, args: &mut Vec<rusqlite::types::Value>) -> Option<String> {
+        let s = self.restricted.as_ref()?;
+        let mut parts = vec!["d.owner = ?".to_string()];
+        args.push(s.owner.clone().into());
+        let list = |n: usize| vec!["?"; n].join(", ");
+        if !s.zones.is_empty() {
+            parts.push(format!("d.zone IN ({})", list(s.zones.len())));
+            args.extend(s.zones.iter().map(|z| z.as_str().to_string().into()));
+        }
+        if !s.bucket_ids.is_empty() {
+            parts.push(format!("d.bucket_id IN ({})", list(s.bucket_ids.len())));
+            args.extend(s.bucket_ids.iter().map(|i| (*i).into()));
+        }
+        if !s.dataset_ids.is_empty() {
+            parts.push(format!("d.id IN ({})", list(s.dataset_ids.len())));
+            args.extend(s.dataset_ids.iter().map(|i| (*i).into()));
+        }
+        Some(format!("({})", parts.join(" OR ")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::iam::{Grant, Role, User};
+
+    fn member(grants: Vec<Grant>) -> Principal {
+        Principal {
+            user: Arc::new(User {
+                id: 2,
+                name: "alice".into(),
+                role: Role::Member,
+                groups: vec![],
+                grants,
+            }),
+            access_key_id: None,
+        }
+    }
+
+    fn data(dataset: Option<DatasetRef>) -> Resource<'static> {
+        Resource::Data {
+            bucket_id: 1,
+            bucket: "raw",
+            zone: Zone::Raw,
+            dataset,
+        }
+    }
+
+    #[test]
+    fn the_rules() {
+        let ds = || {
+            Some(DatasetRef {
+                id: 7,
+                owner: "bob".into(),
+            })
+        };
+        let nobody = member(vec![]);
+        assert!(authorize(&nobody, Permission::Read, &data(ds())).is_err());
+        assert!(authorize(&nobody, Permission::Read, &Resource::Authenticated).is_ok());
+        assert!(authorize(&nobody, Permission::Read, &Resource::AdminOnly).is_err());
+        let reader = member(vec![Grant {
+            resource: GrantResource::Dataset(7),
+            permission: Permission::Read,
+        }]);
+        assert!(authorize(&reader, Permission::Read, &data(ds())).is_ok());
+        assert!(authorize(&reader, Permission::Write, &data(ds())).is_err());
+        assert!(authorize(&reader, Permission::Read, &data(None)).is_err());
+        let zone_writer = member(vec![Grant {
+            resource: GrantResource::Zone(Zone::Raw),
+            permission: Permission::Write,
+        }]);
+        assert!(authorize(&zone_writer, Permission::Read, &data(None)).is_ok());
+        assert!(authorize(&zone_writer, Permission::Write, &data(ds())).is_ok());
+        assert!(authorize(&zone_writer, Permission::Manage, &data(ds())).is_err());
+        let owner = Principal {
+            user: Arc::new(User {
+                id: 3,
+                name: "bob".into(),
+                role: Role::Member,
+                groups: vec![],
+                grants: vec![],
+            }),
+            access_key_id: None,
+        };
+        assert!(authorize(&owner, Permission::Manage, &data(ds())).is_ok());
+        let bucket = Resource::Bucket {
+            id: 1,
+            name: "raw",
+            zone: Zone::Raw,
+        };
+        assert!(authorize(&reader, Permission::Read, &bucket).is_err());
+        assert!(authorize(&zone_writer, Permission::Write, &bucket).is_ok());
+    }
+}
