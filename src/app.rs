@@ -392,7 +392,9 @@ async fn metrics(State(state): State<AppState>, req: Request) -> Response {
     }
     let buckets = state.db.bucket_usage().await.unwrap_or_default();
     let free = crate::metrics::free_bytes(&state.settings.storage.data_dir);
-    let body = state.metrics.render(&buckets, free);
+    let body = state
+        .metrics
+        .render(&buckets, free, state.audit.queue_depth());
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         Body::from(body),

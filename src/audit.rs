@@ -138,6 +138,14 @@ impl Audit {
         }
     }
 
+    /// Records waiting in the queue for the writer (for `/metrics`).
+    pub fn queue_depth(&self) -> usize {
+        self.tx
+            .as_ref()
+            .map(|tx| tx.max_capacity().saturating_sub(tx.capacity()))
+            .unwrap_or(0)
+    }
+
     /// Waits until every record queued before this call is committed.
     pub async fn flush(&self) {
         let Some(tx) = &self.tx else { return };

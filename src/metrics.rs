@@ -83,7 +83,12 @@ impl Metrics {
     }
 
     /// Renders everything in the Prometheus text format.
-    pub fn render(&self, buckets: &[BucketGauge], free_disk: Option<u64>) -> String {
+    pub fn render(
+        &self,
+        buckets: &[BucketGauge],
+        free_disk: Option<u64>,
+        audit_queue: usize,
+    ) -> String {
         let mut out = String::with_capacity(4096);
         let ops = match self.ops.lock() {
             Ok(o) => o,
@@ -189,6 +194,12 @@ impl Metrics {
         for (zone, (_, bytes)) in &zones {
             let _ = writeln!(out, "tarn_zone_bytes{{zone=\"{zone}\"}} {bytes}");
         }
+        let _ = writeln!(
+            out,
+            "# HELP tarn_audit_queue_depth Audit records waiting to be written."
+        );
+        let _ = writeln!(out, "# TYPE tarn_audit_queue_depth gauge");
+        let _ = writeln!(out, "tarn_audit_queue_depth {audit_queue}");
         if let Some(free) = free_disk {
             let _ = writeln!(
                 out,
@@ -227,6 +238,7 @@ mod tests {
                 bytes: 5,
             }],
             Some(1),
+            3,
         );
         assert!(text.contains("tarn_requests_total{op=\"GetObject\",status=\"200\"} 1"));
         assert!(
@@ -238,5 +250,6 @@ mod tests {
         assert!(text.contains("tarn_bucket_objects{bucket=\"landing\"} 2"));
         assert!(text.contains("tarn_zone_bytes{zone=\"raw\"} 5"));
         assert!(text.contains("tarn_disk_free_bytes 1"));
+        assert!(text.contains("tarn_audit_queue_depth 3"));
     }
 }

@@ -231,6 +231,7 @@ async fn health_and_metrics_reflect_traffic() {
         "tarn_zone_bytes{zone=\"transformed\"} 5",
         "tarn_requests_in_flight 1",
         "tarn_disk_free_bytes ",
+        "tarn_audit_queue_depth ",
     ] {
         assert!(text.contains(needle), "metrics lack {needle:?}:\n{text}");
     }
