@@ -58,6 +58,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0003_catalog",
         include_str!("../../migrations/0003_catalog.sql"),
     ),
+    (
+        "0004_inline_objects",
+        include_str!("../../migrations/0004_inline_objects.sql"),
+    ),
 ];
 
 fn open(path: &Path, read_only: bool) -> Result<Connection, Error> {
