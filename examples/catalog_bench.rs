@@ -147,6 +147,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             etag: "d41d8cd98f00b204e9800998ecf8427e".into(),
             last_modified: 1_700_000_000_000 + i as i64,
             segments: Vec::new(),
+            inline: false,
             parts_count: None,
             headers: ObjectHeaders::default(),
             checksum: None,
@@ -156,6 +157,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             db.put_object(
                 "transformed".into(),
                 obj,
+                None,
                 WriteCondition::None,
                 ZoneRules::Enforce,
             )

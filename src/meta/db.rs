@@ -59,6 +59,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../migrations/0003_catalog.sql"),
     ),
     ("0004_iam", include_str!("../../migrations/0004_iam.sql")),
+    (
+        "0005_inline_objects",
+        include_str!("../../migrations/0005_inline_objects.sql"),
+    ),
 ];
 
 fn open(path: &Path, read_only: bool) -> Result<Connection, Error> {

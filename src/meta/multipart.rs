@@ -274,7 +274,7 @@ impl Db {
                 }
             }
             let obj = build(&upload, &chosen)?;
-            let mut unreferenced = upsert_object(conn, bucket_id, &obj, &cond, rules)?;
+            let mut unreferenced = upsert_object(conn, bucket_id, &obj, None, &cond, rules)?;
             unreferenced.extend(
                 stored
                     .into_iter()

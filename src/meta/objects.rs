@@ -61,7 +61,7 @@ pub struct Listing {
 }
 
 const OBJECT_COLUMNS: &str =
-    "key, size, etag, last_modified, data, parts_count, headers, checksum, tags";
+    "key, size, etag, last_modified, data, parts_count, headers, checksum, tags, inline";
 
 fn row_to_object(r: &rusqlite::Row<'_>) -> Result<ObjectMeta, Error> {
     let data: String = r.get(4)?;
@@ -74,6 +74,7 @@ fn row_to_object(r: &rusqlite::Row<'_>) -> Result<ObjectMeta, Error> {
         etag: r.get(2)?,
         last_modified: r.get(3)?,
         segments: Segment::decode(&data)?,
+        inline: r.get(9)?,
         parts_count: r.get(5)?,
         headers: from_json::<ObjectHeaders>(&headers)?,
         checksum: checksum.as_deref().map(from_json).transpose()?,
@@ -112,12 +113,33 @@ fn check_condition(existing: Option<&ObjectMeta>, cond: &WriteCondition) -> Resu
     }
 }
 
+/// The inline bytes of an object whose row says `inline`.
+fn inline_bytes(conn: &Connection, bucket_id: i64, key: &str) -> Result<Vec<u8>, Error> {
+    conn.prepare_cached("SELECT data FROM object_bytes WHERE bucket_id = ?1 AND key = ?2")?
+        .query_row(params![bucket_id, key], |r| r.get(0))
+        .map_err(|e| match e {
+            rusqlite::Error::QueryReturnedNoRows => {
+                Error::Corrupt(format!("inline object {key} has no bytes"))
+            }
+            e => e.into(),
+        })
+}
+
+fn delete_inline_bytes(conn: &Connection, bucket_id: i64, key: &str) -> Result<(), Error> {
+    conn.prepare_cached("DELETE FROM object_bytes WHERE bucket_id = ?1 AND key = ?2")?
+        .execute(params![bucket_id, key])?;
+    Ok(())
+}
+
 /// Inserts or replaces an object row, returning the blobs the replaced object used.
-/// Zone rules and bucket/dataset statistics are applied in the same transaction.
+/// `inline` holds the bytes of a small object kept in the database (then `obj` has no
+/// segments); they commit with the row. Zone rules and bucket/dataset statistics are
+/// applied in the same transaction.
 pub(super) fn upsert_object(
     conn: &Connection,
     bucket_id: i64,
     obj: &ObjectMeta,
+    inline: Option<&[u8]>,
     cond: &WriteCondition,
     rules: ZoneRules,
 ) -> Result<Vec<String>, Error> {
@@ -133,7 +155,7 @@ pub(super) fn upsert_object(
     )?;
     conn.prepare_cached(&format!(
         "INSERT OR REPLACE INTO objects (bucket_id, {OBJECT_COLUMNS})
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
     ))?
     .execute(params![
         bucket_id,
@@ -146,7 +168,20 @@ pub(super) fn upsert_object(
         to_json(&obj.headers)?,
         obj.checksum.as_ref().map(to_json).transpose()?,
         obj.tags.as_ref().map(to_json).transpose()?,
+        inline.is_some(),
     ])?;
+    match inline {
+        Some(data) => {
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO object_bytes (bucket_id, key, data) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![bucket_id, obj.key, data])?;
+        }
+        None if existing.as_ref().is_some_and(|o| o.inline) => {
+            delete_inline_bytes(conn, bucket_id, &obj.key)?;
+        }
+        None => {}
+    }
     Ok(existing
         .map(|o| o.segments.into_iter().map(|s| s.blob).collect())
         .unwrap_or_default())
@@ -258,18 +293,39 @@ impl Db {
         .await
     }
 
+    /// Reads one object's metadata and, for a small object kept inline, its bytes, in one
+    /// snapshot.
+    pub async fn object_with_bytes(
+        &self,
+        bucket: String,
+        key: String,
+    ) -> Result<(ObjectMeta, Option<bytes::Bytes>), Error> {
+        self.read(move |conn| {
+            let b = bucket_by_name(conn, &bucket)?;
+            let obj = object_in(conn, b.id, &key)?.ok_or(Error::NoSuchKey)?;
+            let data = if obj.inline {
+                Some(bytes::Bytes::from(inline_bytes(conn, b.id, &key)?))
+            } else {
+                None
+            };
+            Ok((obj, data))
+        })
+        .await
+    }
+
     /// Commits an object row (the moment it becomes visible), checking `cond`
     /// atomically. Returns the blobs of the object it replaced.
     pub async fn put_object(
         &self,
         bucket: String,
         obj: ObjectMeta,
+        inline: Option<bytes::Bytes>,
         cond: WriteCondition,
         rules: ZoneRules,
     ) -> Result<Vec<String>, Error> {
         self.write(move |conn| {
             let b = bucket_by_name(conn, &bucket)?;
-            upsert_object(conn, b.id, &obj, &cond, rules)
+            upsert_object(conn, b.id, &obj, inline.as_deref(), &cond, rules)
         })
         .await
     }
@@ -304,6 +360,9 @@ impl Db {
                 match existing {
                     Some(o) => {
                         stats::apply(conn, b.id, key, Some(sized(&o)), None)?;
+                        if o.inline {
+                            delete_inline_bytes(conn, b.id, key)?;
+                        }
                         conn.prepare_cached(
                             "DELETE FROM objects WHERE bucket_id = ?1 AND key = ?2",
                         )?

@@ -163,6 +163,8 @@ pub struct ObjectMeta {
     pub etag: String,
     pub last_modified: i64,
     pub segments: Vec<Segment>,
+    /// The bytes are held in the database (`object_bytes`), not in blobs: small objects.
+    pub inline: bool,
     pub parts_count: Option<u32>,
     pub headers: ObjectHeaders,
     pub checksum: Option<Checksum>,

@@ -125,6 +125,43 @@ impl Drop for TmpGuard {
     }
 }
 
+/// The bytes of an object, ready to read: its blob files with their sizes, in order, or
+/// the bytes of a small object kept inline in the metadata database.
+#[derive(Debug)]
+pub enum Source {
+    Blobs(Vec<(Arc<File>, u64)>),
+    Inline(Bytes),
+}
+
+impl Source {
+    /// `len` bytes at `offset` of an inline object (clamped to its size).
+    pub fn slice(&self, offset: u64, len: u64) -> Bytes {
+        match self {
+            Source::Inline(b) => {
+                let start = (offset as usize).min(b.len());
+                let end = start.saturating_add(len as usize).min(b.len());
+                b.slice(start..end)
+            }
+            Source::Blobs(_) => Bytes::new(),
+        }
+    }
+
+    /// Reads `len` bytes starting at `offset` as a stream of chunks.
+    pub fn stream(
+        self,
+        offset: u64,
+        len: u64,
+    ) -> impl Stream<Item = Result<Bytes, io::Error>> + Send + 'static {
+        use futures_util::future::{Either, ready};
+        match self {
+            Source::Blobs(files) => Either::Left(BlobStore::read_stream(files, offset, len)),
+            inline => Either::Right(futures_util::stream::once(ready(Ok(
+                inline.slice(offset, len)
+            )))),
+        }
+    }
+}
+
 /// Sees every chunk of a blob as it is written (hashing), on the writing thread.
 pub trait Observer: Send + 'static {
     /// Called with each chunk, in order.

@@ -252,7 +252,50 @@ async fn kill_during_upload_then_restart_cleans_up() {
     );
     assert_eq!(app.head(B, "in-flight").await.status, 404);
     assert_eq!(app.get(B, "kept").await.body, b"kept");
+    // "kept" is small, so its bytes live in the database: no blob file at all.
+    assert_eq!(blob_files(&app), 0);
+}
+
+#[tokio::test]
+async fn small_objects_live_inline_and_trade_places_with_blobs() {
+    let app = setup().await;
+    app.put_ok(B, "k", "small").await;
+    assert_eq!(blob_files(&app), 0, "a small object needs no blob file");
+    let big = "x".repeat(40_000);
+    app.put_ok(B, "k", big.as_str()).await;
+    assert_eq!(app.get(B, "k").await.body, big.as_bytes());
     assert_eq!(blob_files(&app), 1);
+    app.put_ok(B, "k", "again").await;
+    assert_eq!(app.get(B, "k").await.body, b"again");
+    assert!(
+        eventually(10, || blob_files(&app) == 0).await,
+        "the big blob is freed"
+    );
+    let r = app
+        .request("GET", &obj(B, "k"), &[("range", "bytes=1-3")], "")
+        .await;
+    assert_eq!((r.status, r.body.as_slice()), (206, &b"gai"[..]));
+    let r = app
+        .request(
+            "PUT",
+            &obj(B, "k2"),
+            &[("x-amz-copy-source", &format!("/{B}/k"))],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(app.get(B, "k2").await.body, b"again");
+    // Inline bytes survive a restart, and go with their object.
+    let app = app.restart();
+    assert_eq!(app.get(B, "k").await.body, b"again");
+    assert_eq!(
+        app.request("DELETE", &obj(B, "k"), &[], "").await.status,
+        204
+    );
+    assert_eq!(app.get(B, "k").await.status, 404);
+    assert_eq!(app.get(B, "k2").await.body, b"again");
+    app.put_ok(B, "k", "").await;
+    assert_eq!(app.get(B, "k").await.body, b"");
 }
 
 #[tokio::test]

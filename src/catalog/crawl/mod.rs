@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::Error;
 use super::datasets::{self, Dataset};
 use crate::meta::{self, Db, ListParams};
-use crate::storage::BlobStore;
+use crate::storage::{BlobStore, Source};
 
 /// Bytes read from the start of a CSV or JSON lines file to infer its columns.
 const SAMPLE_BYTES: u64 = 256 * 1024;
@@ -277,17 +277,26 @@ async fn read_range(
     offset: u64,
     len: u64,
 ) -> Result<Vec<u8>, Error> {
-    let obj = db.object(bucket.to_string(), key.to_string()).await?;
-    let ids = obj.segments.iter().map(|s| s.blob.clone()).collect();
-    let files = blobs.open_blobs(ids).await?;
-    let sized = files
-        .into_iter()
-        .zip(obj.segments.iter().map(|s| s.size))
-        .collect();
+    let (obj, inline) = db
+        .object_with_bytes(bucket.to_string(), key.to_string())
+        .await?;
+    let source = match inline {
+        Some(data) => Source::Inline(data),
+        None => {
+            let ids = obj.segments.iter().map(|s| s.blob.clone()).collect();
+            let files = blobs.open_blobs(ids).await?;
+            Source::Blobs(
+                files
+                    .into_iter()
+                    .zip(obj.segments.iter().map(|s| s.size))
+                    .collect(),
+            )
+        }
+    };
     let offset = offset.min(obj.size);
     let len = len.min(obj.size - offset);
     let mut out = Vec::with_capacity(len as usize);
-    let mut stream = std::pin::pin!(BlobStore::read_stream(sized, offset, len));
+    let mut stream = std::pin::pin!(source.stream(offset, len));
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| Error::Unreadable(format!("reading {key}: {e}")))?;
         out.extend_from_slice(&chunk);

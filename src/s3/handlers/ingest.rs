@@ -208,8 +208,34 @@ pub fn ensure_space(ctx: &Ctx) -> Result<(), S3Error> {
     }
 }
 
-/// Streams the request payload into a new blob and verifies every digest.
-pub async fn ingest(ctx: &Ctx, body: Body, want: &ChecksumRequest) -> Result<Ingested, S3Error> {
+/// Objects up to this size are kept inline in the metadata database: their bytes commit
+/// in the writer's group commit with their row, instead of costing a file fsync and a
+/// directory fsync each (and a read is one database lookup, no file open). Bodies of this
+/// size are buffered, so at most `max_concurrent_requests` times this is held at once.
+pub const INLINE_MAX: u64 = 32 * 1024;
+
+/// A small body held in memory, with its digests verified.
+pub struct InlineIngested {
+    pub data: Bytes,
+    pub md5_hex: String,
+    pub checksum: Option<(ChecksumAlgorithm, String)>,
+}
+
+/// The payload length the request declares (decoded length for aws-chunked bodies).
+fn declared_len(ctx: &Ctx) -> Option<u64> {
+    ctx.header("x-amz-decoded-content-length")
+        .or_else(|| ctx.header("content-length"))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+}
+
+/// Whether a PutObject body is small enough to keep inline (see [`INLINE_MAX`]).
+pub fn fits_inline(ctx: &Ctx) -> bool {
+    declared_len(ctx).is_some_and(|l| l <= INLINE_MAX)
+}
+
+/// The checks before any body byte is read: free space, Content-MD5, a length that S3
+/// accepts. Returns the Content-MD5.
+fn preflight(ctx: &Ctx) -> Result<Option<[u8; 16]>, S3Error> {
     ensure_space(ctx)?;
     let md5 = content_md5(ctx)?;
     match ctx.header("content-length") {
@@ -225,16 +251,70 @@ pub async fn ingest(ctx: &Ctx, body: Body, want: &ChecksumRequest) -> Result<Ing
         }
         _ => {}
     }
-    if let Some(len) = ctx
-        .header("x-amz-decoded-content-length")
-        .or_else(|| ctx.header("content-length"))
-        .and_then(|v| v.trim().parse::<u64>().ok())
+    if let Some(len) = declared_len(ctx)
         && len > ctx.app.settings.s3.max_object_size
     {
         return Err(S3Error::new(Code::EntityTooLarge));
     }
+    Ok(md5)
+}
+
+/// Streams the request payload into a new blob and verifies every digest.
+pub async fn ingest(ctx: &Ctx, body: Body, want: &ChecksumRequest) -> Result<Ingested, S3Error> {
+    let md5 = preflight(ctx)?;
     let (stream, check) = body::payload(ctx, body);
     ingest_stream(ctx, stream, check, md5, want).await
+}
+
+/// Reads a small payload (see [`fits_inline`]) into memory, hashing it on the way, and
+/// verifies every digest. Nothing touches the disk until the metadata commit.
+pub async fn ingest_inline(
+    ctx: &Ctx,
+    body: Body,
+    want: &ChecksumRequest,
+) -> Result<InlineIngested, S3Error> {
+    use crate::storage::Observer;
+    use futures_util::StreamExt;
+    let md5 = preflight(ctx)?;
+    let (stream, check) = body::payload(ctx, body);
+    let mut hashers = BodyHashers::new(check.sha256.is_some(), want.algorithm);
+    let mut stream = std::pin::pin!(stream);
+    // One chunk is the common case: keep it without copying.
+    let mut first: Option<Bytes> = None;
+    let mut more = bytes::BytesMut::new();
+    let mut total = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        total += chunk.len() as u64;
+        if total > INLINE_MAX {
+            return Err(S3Error::msg(
+                Code::InvalidRequest,
+                "the body is longer than its declared length",
+            ));
+        }
+        hashers.observe(&chunk);
+        match &first {
+            None => first = Some(chunk),
+            Some(f) => {
+                if more.is_empty() {
+                    more.extend_from_slice(f);
+                }
+                more.extend_from_slice(&chunk);
+            }
+        }
+    }
+    let data = if more.is_empty() {
+        first.unwrap_or_default()
+    } else {
+        more.freeze()
+    };
+    let digests = hashers.finish();
+    let checksum = verify_digests(&digests, &check, md5, want)?;
+    Ok(InlineIngested {
+        data,
+        md5_hex: hex::encode(digests.md5),
+        checksum,
+    })
 }
 
 /// Like [`ingest`], for a payload already separated from its framing (form uploads).

@@ -365,6 +365,7 @@ fn build_object(
                 size: p.size,
             })
             .collect(),
+        inline: false,
         parts_count: Some(parts.len() as u32),
         headers: upload.headers.clone(),
         checksum,

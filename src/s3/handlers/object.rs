@@ -1,7 +1,5 @@
 //! Object operations: Put, Get/Head, Copy, Delete and tagging.
 
-use std::sync::Arc;
-
 use axum::body::Body;
 use http::{HeaderValue, Response, StatusCode, header};
 use percent_encoding::percent_decode_str;
@@ -18,7 +16,7 @@ use super::{
 use crate::meta::{
     Checksum, ChecksumType, ObjectHeaders, ObjectMeta, Segment, WriteCondition, now_millis,
 };
-use crate::storage::{BlobStore, PublishedBlob, WriteError};
+use crate::storage::{PublishedBlob, Source, WriteError};
 
 /// The write precondition from `If-None-Match: *` / `If-Match`.
 pub fn write_condition(ctx: &Ctx) -> Result<WriteCondition, S3Error> {
@@ -57,6 +55,7 @@ pub(super) fn new_object(
         segments: blob_id
             .map(|blob| vec![Segment { blob, size }])
             .unwrap_or_default(),
+        inline: false,
         parts_count: None,
         headers,
         checksum: checksum.map(|(algorithm, value)| Checksum {
@@ -68,7 +67,8 @@ pub(super) fn new_object(
     }
 }
 
-/// Commits an object row for a published blob, then lets go of what it replaced.
+/// Commits an object row for a published blob (or with the bytes of a small object kept
+/// inline), then lets go of what it replaced.
 pub async fn commit_object(
     ctx: &Ctx,
     bucket: &str,
@@ -76,12 +76,24 @@ pub async fn commit_object(
     blob: Option<PublishedBlob>,
     cond: WriteCondition,
 ) -> Result<(), S3Error> {
+    commit(ctx, bucket, obj, blob, None, cond).await
+}
+
+async fn commit(
+    ctx: &Ctx,
+    bucket: &str,
+    mut obj: ObjectMeta,
+    blob: Option<PublishedBlob>,
+    inline: Option<bytes::Bytes>,
+    cond: WriteCondition,
+) -> Result<(), S3Error> {
     let app = ctx.app.clone();
     let bucket = bucket.to_string();
     let rules = super::super::zones::zone_rules(ctx)?;
+    obj.inline = inline.is_some();
     uncancellable(async move {
         let new_blobs: Vec<String> = obj.segments.iter().map(|s| s.blob.clone()).collect();
-        let old = app.db.put_object(bucket, obj, cond, rules).await?;
+        let old = app.db.put_object(bucket, obj, inline, cond, rules).await?;
         if let Some(b) = blob {
             b.keep();
         }
@@ -118,25 +130,20 @@ pub async fn put_object(ctx: Ctx, body: Body) -> Result<Response<Body>, S3Error>
     let want = ingest::checksum_request(&ctx)?;
     // Refuse before reading the body if the bucket is not there.
     ctx.app.db.bucket(bucket.clone()).await?;
-    let got = ingest::ingest(&ctx, body, &want).await?;
-    let (blob, blob_id) = if got.size == 0 {
-        (None, None)
+    let (blob, inline, size, etag, checksum) = if ingest::fits_inline(&ctx) {
+        let got = ingest::ingest_inline(&ctx, body, &want).await?;
+        let size = got.data.len() as u64;
+        let data = (size > 0).then_some(got.data);
+        (None, data, size, got.md5_hex, got.checksum)
     } else {
-        let id = got.blob.id().to_string();
-        (Some(got.blob), Some(id))
+        let got = ingest::ingest(&ctx, body, &want).await?;
+        let blob = (got.size > 0).then_some(got.blob);
+        (blob, None, got.size, got.md5_hex, got.checksum)
     };
-    let etag = got.md5_hex.clone();
-    let obj = new_object(
-        key,
-        blob_id,
-        got.size,
-        etag.clone(),
-        headers,
-        got.checksum.clone(),
-        tags,
-    );
+    let blob_id = blob.as_ref().map(|b| b.id().to_string());
+    let obj = new_object(key, blob_id, size, etag.clone(), headers, checksum, tags);
     let checksum = obj.checksum.clone();
-    commit_object(&ctx, &bucket, obj, blob, cond).await?;
+    commit(&ctx, &bucket, obj, blob, inline, cond).await?;
     let b = Response::builder()
         .status(StatusCode::OK)
         .header(header::ETAG, format!("\"{etag}\""));
@@ -190,14 +197,20 @@ pub(super) async fn open_object(
     ctx: &Ctx,
     bucket: &str,
     key: &str,
-) -> Result<(ObjectMeta, Vec<(Arc<std::fs::File>, u64)>), S3Error> {
+) -> Result<(ObjectMeta, Source), S3Error> {
     let mut attempt = 0;
     loop {
-        let obj = ctx
+        let (obj, inline) = ctx
             .app
             .db
-            .object(bucket.to_string(), key.to_string())
+            .object_with_bytes(bucket.to_string(), key.to_string())
             .await?;
+        if let Some(data) = inline {
+            return Ok((obj, Source::Inline(data)));
+        }
+        if obj.segments.is_empty() {
+            return Ok((obj, Source::Blobs(Vec::new())));
+        }
         let ids = obj.segments.iter().map(|s| s.blob.clone()).collect();
         match ctx.app.blobs.open_blobs(ids).await {
             Ok(files) => {
@@ -205,7 +218,7 @@ pub(super) async fn open_object(
                     .into_iter()
                     .zip(obj.segments.iter().map(|s| s.size))
                     .collect();
-                return Ok((obj, sized));
+                return Ok((obj, Source::Blobs(sized)));
             }
             Err(crate::storage::Error::MissingBlob(_)) if attempt == 0 => attempt += 1,
             Err(e) => return Err(e.into()),
@@ -217,9 +230,9 @@ pub(super) async fn open_object(
 pub async fn get_object(ctx: Ctx, head: bool) -> Result<Response<Body>, S3Error> {
     let bucket = ctx.bucket()?.to_string();
     let key = ctx.key()?.to_string();
-    let (obj, files) = if head {
+    let (obj, source) = if head {
         let obj = ctx.app.db.object(bucket.clone(), key.clone()).await?;
-        (obj, Vec::new())
+        (obj, Source::Blobs(Vec::new()))
     } else {
         open_object(&ctx, &bucket, &key).await?
     };
@@ -359,10 +372,11 @@ pub async fn get_object(ctx: Ctx, head: bool) -> Result<Response<Body>, S3Error>
     if checksum_mode && !(partial && part_number.is_none()) {
         b = checksum_headers(b, obj.checksum.as_ref());
     }
-    let body = if head || len == 0 {
-        Body::empty()
-    } else {
-        Body::from_stream(BlobStore::read_stream(files, start, len))
+    let body = match source {
+        _ if head || len == 0 => Body::empty(),
+        // A small object: one buffer, sent with the headers.
+        Source::Inline(data) => Body::from(Source::Inline(data).slice(start, len)),
+        source => Body::from_stream(source.stream(start, len)),
     };
     b.body(body).map_err(S3Error::internal)
 }
@@ -450,13 +464,13 @@ pub fn check_copy_preconditions(ctx: &Ctx, src: &ObjectMeta) -> Result<(), S3Err
 /// Copies `len` bytes at `start` of a source object into a new blob, hashing them.
 pub async fn copy_bytes(
     ctx: &Ctx,
-    files: Vec<(Arc<std::fs::File>, u64)>,
+    source: Source,
     start: u64,
     len: u64,
     algorithm: Option<crate::meta::ChecksumAlgorithm>,
 ) -> Result<(PublishedBlob, super::super::checksum::BodyDigests), S3Error> {
     ingest::ensure_space(ctx)?;
-    let stream = BlobStore::read_stream(files, start, len);
+    let stream = source.stream(start, len);
     let (blob, hashers) = ctx
         .app
         .blobs
