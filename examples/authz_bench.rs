@@ -1,6 +1,9 @@
 //! Overhead of authorization and auditing on small objects (not a test).
 //!
-//! `cargo build --release && cargo run --release --example authz_bench [-- SECONDS CONCURRENCY]`
+//! `cargo build --release && cargo run --release --example authz_bench [-- SECONDS CONCURRENCY ROUNDS]`
+//!
+//! The configurations are interleaved for ROUNDS rounds and each figure is the
+//! median over the rounds, so that load from other processes hits all alike.
 //!
 //! Starts the release `tarn` binary (`TARN_BIN`, default `target/release/tarn`) on a
 //! fresh data directory for each configuration and drives signed 4 KiB PUTs, then
@@ -168,110 +171,129 @@ async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let secs: u64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(10);
     let conc: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(16);
-    println!("4 KiB objects, {conc} connections, {secs} s per phase");
+    let rounds: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(3);
+    println!("4 KiB objects, {conc} connections, {secs} s per phase, median of {rounds} rounds");
     println!(
         "{:<34} {:>10} {:>8} {:>8} {:>10} {:>8} {:>8}",
         "configuration", "PUT op/s", "p50 ms", "p99 ms", "GET op/s", "p50 ms", "p99 ms"
     );
-    for (name, audit, member) in [
+    let configs = [
         ("admin, audit off (baseline)", false, false),
         ("admin, audit on", true, false),
         ("member via dataset grant, audit on", true, true),
-    ] {
-        let srv = start(audit);
-        let c = reqwest::Client::new();
-        let base = srv.base.clone();
-        let (st, _) = send(
-            &c,
-            "PUT",
-            &format!("{base}/bench"),
-            vec![],
-            ROOT_AK,
-            ROOT_SK,
-        )
-        .await;
-        assert_eq!(st, 200);
-        let (ak, sk) = if member {
-            let api = |m: &'static str, p: &str, b: serde_json::Value| {
-                let (c, url) = (c.clone(), format!("{base}/api/v1{p}"));
-                async move {
-                    let (st, body) =
-                        send(&c, m, &url, b.to_string().into_bytes(), ROOT_AK, ROOT_SK).await;
-                    assert!(st < 300, "{m} {url}: {st} {body:?}");
-                    serde_json::from_slice::<serde_json::Value>(&body).unwrap_or_default()
-                }
-            };
-            api(
-                "POST",
-                "/users",
-                serde_json::json!({"name": "m", "role": "member"}),
-            )
-            .await;
-            let d = api(
-                "POST",
-                "/datasets",
-                serde_json::json!({"name": "d", "bucket": "bench", "prefix": "d/", "owner": "root"}),
-            )
-            .await;
-            api(
-                "POST",
-                "/grants",
-                serde_json::json!({"principal": "user:m", "resource": format!("dataset:{}", d["id"]), "permission": "write"}),
-            )
-            .await;
-            let k = send(
+    ];
+    let mut results: Vec<Vec<[f64; 6]>> = vec![Vec::new(); configs.len()];
+    for _ in 0..rounds {
+        for (ci, (_, audit, member)) in configs.iter().copied().enumerate() {
+            let srv = start(audit);
+            let c = reqwest::Client::new();
+            let base = srv.base.clone();
+            let (st, _) = send(
                 &c,
-                "POST",
-                &format!("{base}/api/v1/users/m/keys"),
+                "PUT",
+                &format!("{base}/bench"),
                 vec![],
                 ROOT_AK,
                 ROOT_SK,
             )
             .await;
-            let k: serde_json::Value = serde_json::from_slice(&k.1).unwrap_or_default();
-            (
-                k["access_key_id"].as_str().unwrap_or_default().to_string(),
-                k["secret_access_key"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
+            assert_eq!(st, 200);
+            let (ak, sk) = if member {
+                let api = |m: &'static str, p: &str, b: serde_json::Value| {
+                    let (c, url) = (c.clone(), format!("{base}/api/v1{p}"));
+                    async move {
+                        let (st, body) =
+                            send(&c, m, &url, b.to_string().into_bytes(), ROOT_AK, ROOT_SK).await;
+                        assert!(st < 300, "{m} {url}: {st} {body:?}");
+                        serde_json::from_slice::<serde_json::Value>(&body).unwrap_or_default()
+                    }
+                };
+                api(
+                    "POST",
+                    "/users",
+                    serde_json::json!({"name": "m", "role": "member"}),
+                )
+                .await;
+                let d = api(
+                "POST",
+                "/datasets",
+                serde_json::json!({"name": "d", "bucket": "bench", "prefix": "d/", "owner": "root"}),
             )
-        } else {
-            (ROOT_AK.to_string(), ROOT_SK.to_string())
+            .await;
+                api(
+                "POST",
+                "/grants",
+                serde_json::json!({"principal": "user:m", "resource": format!("dataset:{}", d["id"]), "permission": "write"}),
+            )
+            .await;
+                let k = send(
+                    &c,
+                    "POST",
+                    &format!("{base}/api/v1/users/m/keys"),
+                    vec![],
+                    ROOT_AK,
+                    ROOT_SK,
+                )
+                .await;
+                let k: serde_json::Value = serde_json::from_slice(&k.1).unwrap_or_default();
+                (
+                    k["access_key_id"].as_str().unwrap_or_default().to_string(),
+                    k["secret_access_key"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                )
+            } else {
+                (ROOT_AK.to_string(), ROOT_SK.to_string())
+            };
+            let body = vec![b'x'; 4096];
+            let (b1, ak1, sk1) = (base.clone(), ak.clone(), sk.clone());
+            let put = load(
+                secs,
+                conc,
+                Arc::new(move |c, n| {
+                    let (url, ak, sk, body) = (
+                        format!("{b1}/bench/d/k{}", n % 1000),
+                        ak1.clone(),
+                        sk1.clone(),
+                        body.clone(),
+                    );
+                    Box::pin(async move { send(&c, "PUT", &url, body, &ak, &sk).await.0 })
+                }),
+            )
+            .await;
+            let (b2, ak2, sk2) = (base.clone(), ak.clone(), sk.clone());
+            let get = load(
+                secs,
+                conc,
+                Arc::new(move |c, n| {
+                    let (url, ak, sk) = (
+                        format!("{b2}/bench/d/k{}", n % 1000),
+                        ak2.clone(),
+                        sk2.clone(),
+                    );
+                    Box::pin(async move { send(&c, "GET", &url, vec![], &ak, &sk).await.0 })
+                }),
+            )
+            .await;
+            results[ci].push([put.0, put.1, put.2, get.0, get.1, get.2]);
+        }
+    }
+    for (ci, (name, _, _)) in configs.iter().enumerate() {
+        let med = |i: usize| {
+            let mut v: Vec<f64> = results[ci].iter().map(|r| r[i]).collect();
+            v.sort_by(|a, b| a.total_cmp(b));
+            v[v.len() / 2]
         };
-        let body = vec![b'x'; 4096];
-        let (b1, ak1, sk1) = (base.clone(), ak.clone(), sk.clone());
-        let put = load(
-            secs,
-            conc,
-            Arc::new(move |c, n| {
-                let (url, ak, sk, body) = (
-                    format!("{b1}/bench/d/k{}", n % 1000),
-                    ak1.clone(),
-                    sk1.clone(),
-                    body.clone(),
-                );
-                Box::pin(async move { send(&c, "PUT", &url, body, &ak, &sk).await.0 })
-            }),
-        )
-        .await;
-        let (b2, ak2, sk2) = (base.clone(), ak.clone(), sk.clone());
-        let get = load(
-            secs,
-            conc,
-            Arc::new(move |c, n| {
-                let (url, ak, sk) = (
-                    format!("{b2}/bench/d/k{}", n % 1000),
-                    ak2.clone(),
-                    sk2.clone(),
-                );
-                Box::pin(async move { send(&c, "GET", &url, vec![], &ak, &sk).await.0 })
-            }),
-        )
-        .await;
         println!(
             "{:<34} {:>10.0} {:>8.2} {:>8.2} {:>10.0} {:>8.2} {:>8.2}",
-            name, put.0, put.1, put.2, get.0, get.1, get.2
+            name,
+            med(0),
+            med(1),
+            med(2),
+            med(3),
+            med(4),
+            med(5)
         );
     }
 }
