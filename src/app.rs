@@ -194,6 +194,14 @@ impl App {
         let state = self.state.clone();
         let gc = tokio::spawn(upload_gc(state.clone()));
         let iam_task = tokio::spawn(state.iam.clone().maintain(Duration::from_secs(2)));
+        let audit_cfg = &state.settings.audit;
+        let retention = (audit_cfg.retention_secs > 0).then(|| {
+            tokio::spawn(crate::audit::retain(
+                state.db.clone(),
+                Duration::from_secs(audit_cfg.retention_secs),
+                Duration::from_secs(audit_cfg.purge_interval_secs.max(1)),
+            ))
+        });
         let server = &state.settings.server;
         let opts = crate::server::ServeOptions {
             tls: self.tls.clone(),
@@ -204,6 +212,9 @@ impl App {
         crate::server::serve(self.listener, router(state.clone()), opts, shutdown).await;
         gc.abort();
         iam_task.abort();
+        if let Some(t) = retention {
+            t.abort();
+        }
         // Every request has been answered: write the audit records still queued.
         state.audit.flush().await;
         if let Err(e) = state.iam.tick().await {

@@ -290,3 +290,43 @@ pub async fn query(db: &Db, f: Filter) -> Result<Vec<Record>, meta::Error> {
     })
     .await
 }
+
+/// Records deleted per database job when purging, so that a large purge does not
+/// hold the metadata writer (and the data path behind it) for long.
+const PURGE_BATCH: i64 = 5000;
+
+/// Deletes every record older than `cutoff_ms` (Unix ms), in batches. Returns how
+/// many were deleted.
+pub async fn purge_before(db: &Db, cutoff_ms: i64) -> Result<u64, meta::Error> {
+    let mut total = 0u64;
+    loop {
+        let n = db
+            .write(move |conn| {
+                Ok(conn
+                    .prepare_cached(
+                        "DELETE FROM audit_log WHERE id IN (
+                             SELECT id FROM audit_log WHERE time < ?1 ORDER BY time LIMIT ?2)",
+                    )?
+                    .execute(params![cutoff_ms, PURGE_BATCH])?)
+            })
+            .await?;
+        total += n as u64;
+        if (n as i64) < PURGE_BATCH {
+            return Ok(total);
+        }
+    }
+}
+
+/// Deletes records older than `retention` every `interval`, for as long as it runs.
+pub async fn retain(db: Db, retention: std::time::Duration, interval: std::time::Duration) {
+    let mut tick = tokio::time::interval(interval);
+    loop {
+        tick.tick().await;
+        let cutoff = meta::now_millis() - retention.as_millis().min(i64::MAX as u128) as i64;
+        match purge_before(&db, cutoff).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(records = n, "deleted audit records past retention"),
+            Err(e) => tracing::warn!(error = %e, "audit retention purge failed"),
+        }
+    }
+}

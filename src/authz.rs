@@ -143,41 +143,47 @@ pub async fn resolve_data(
     key: &str,
 ) -> Result<Option<DataLocation>, meta::Error> {
     let (bucket, key) = (bucket.to_string(), key.to_string());
-    db.read(move |conn| {
-        // Prefixes of one bucket never overlap, so the covering dataset, if any, is
-        // the one with the greatest prefix <= key.
-        let row = conn
-            .prepare_cached(
-                "SELECT b.id, b.zone, d.id, d.prefix, d.owner FROM buckets b
-                 LEFT JOIN datasets d ON d.id = (
-                     SELECT id FROM datasets WHERE bucket_id = b.id AND prefix <= ?2
-                     ORDER BY prefix DESC LIMIT 1)
-                 WHERE b.name = ?1",
-            )?
-            .query_row(rusqlite::params![bucket, key], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Option<i64>>(2)?,
-                    r.get::<_, Option<String>>(3)?,
-                    r.get::<_, Option<String>>(4)?,
-                ))
-            })
-            .optional()?;
-        Ok(
-            row.map(|(bucket_id, zone, did, prefix, owner)| DataLocation {
-                bucket_id,
-                zone: Zone::parse(&zone).unwrap_or(Zone::Raw),
-                dataset: match (did, prefix, owner) {
-                    (Some(id), Some(p), Some(owner)) if key.starts_with(&p) => {
-                        Some(DatasetRef { id, owner })
-                    }
-                    _ => None,
-                },
-            }),
-        )
-    })
-    .await
+    db.read(move |conn| locate_in(conn, &bucket, &key)).await
+}
+
+/// [`resolve_data`] inside an open connection.
+fn locate_in(
+    conn: &rusqlite::Connection,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<DataLocation>, meta::Error> {
+    // Prefixes of one bucket never overlap, so the covering dataset, if any, is
+    // the one with the greatest prefix <= key.
+    let row = conn
+        .prepare_cached(
+            "SELECT b.id, b.zone, d.id, d.prefix, d.owner FROM buckets b
+             LEFT JOIN datasets d ON d.id = (
+                 SELECT id FROM datasets WHERE bucket_id = b.id AND prefix <= ?2
+                 ORDER BY prefix DESC LIMIT 1)
+             WHERE b.name = ?1",
+        )?
+        .query_row(rusqlite::params![bucket, key], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<i64>>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, Option<String>>(4)?,
+            ))
+        })
+        .optional()?;
+    Ok(
+        row.map(|(bucket_id, zone, did, prefix, owner)| DataLocation {
+            bucket_id,
+            zone: Zone::parse(&zone).unwrap_or(Zone::Raw),
+            dataset: match (did, prefix, owner) {
+                (Some(id), Some(p), Some(owner)) if key.starts_with(&p) => {
+                    Some(DatasetRef { id, owner })
+                }
+                _ => None,
+            },
+        }),
+    )
 }
 
 /// Authorizes `perm` on `key` (object or listing prefix) in `bucket`, resolving the
@@ -217,6 +223,58 @@ pub async fn authorize_data(
     .map_err(AuthzError::Denied)
 }
 
+/// Authorizes `perm` on each of `keys` in `bucket` (DeleteObjects), resolving every
+/// key's dataset in one database job. The outer error refuses the whole request (a
+/// member naming a bucket that does not exist learns nothing about it); the inner
+/// results say, key by key, what may go ahead.
+pub async fn authorize_keys(
+    db: &Db,
+    who: &Principal,
+    perm: Permission,
+    bucket: &str,
+    keys: &[String],
+) -> Result<Vec<Result<(), Denied>>, AuthzError> {
+    if fast_allow(who, perm, bucket) {
+        return Ok(keys.iter().map(|_| Ok(())).collect());
+    }
+    let (name, owned) = (bucket.to_string(), keys.to_vec());
+    let located = db
+        .read(move |conn| {
+            let mut out = Vec::with_capacity(owned.len());
+            for key in &owned {
+                match locate_in(conn, &name, key)? {
+                    Some(loc) => out.push(loc),
+                    None => return Ok(None),
+                }
+            }
+            Ok(Some(out))
+        })
+        .await
+        .map_err(AuthzError::Db)?;
+    let Some(located) = located else {
+        return Err(AuthzError::Denied(Denied(format!(
+            "user {} has no {} permission on bucket {bucket}",
+            who.name(),
+            perm.as_str()
+        ))));
+    };
+    Ok(located
+        .into_iter()
+        .map(|loc| {
+            authorize(
+                who,
+                perm,
+                &Resource::Data {
+                    bucket_id: loc.bucket_id,
+                    bucket,
+                    zone: loc.zone,
+                    dataset: loc.dataset,
+                },
+            )
+        })
+        .collect())
+}
+
 /// Authorizes `perm` on a bucket as a whole.
 pub async fn authorize_bucket(
     db: &Db,
@@ -247,6 +305,53 @@ pub async fn authorize_bucket(
         },
     )
     .map_err(AuthzError::Denied)
+}
+
+/// Which of `buckets` `who` may see. `deep` decides what counts:
+/// - `false`: buckets it may read as a whole (a zone or bucket grant), the rule of
+///   the REST bucket and zone views, whose statistics cover every object;
+/// - `true`: also buckets holding a dataset it may read or owns, the rule of S3
+///   ListBuckets, which shows names only (the objects themselves stay guarded).
+///
+/// Admins see everything without a lookup.
+pub async fn visible_buckets<B: Send + 'static>(
+    db: &Db,
+    who: &Principal,
+    buckets: Vec<B>,
+    id_zone: fn(&B) -> (i64, Zone),
+    deep: bool,
+) -> Result<Vec<B>, meta::Error> {
+    if who.is_admin() {
+        return Ok(buckets);
+    }
+    let with_datasets: std::collections::HashSet<i64> = if deep {
+        let mut args = Vec::new();
+        let cond = Visibility::of(who)
+            .sql(&mut args)
+            .unwrap_or_else(|| "1".into());
+        db.read(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT DISTINCT d.bucket_id FROM datasets d WHERE {cond}"
+            ))?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| r.get(0))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await?
+    } else {
+        Default::default()
+    };
+    Ok(buckets
+        .into_iter()
+        .filter(|b| {
+            let (id, zone) = id_zone(b);
+            with_datasets.contains(&id)
+                || who
+                    .user
+                    .grants
+                    .iter()
+                    .any(|g| grant_covers_bucket(&g.resource, id, zone))
+        })
+        .collect())
 }
 
 /// A refusal, or a failure to find out.

@@ -42,6 +42,11 @@ pub struct AuditSettings {
     /// Records that may wait for the batch writer before requests start handing them
     /// to waiting tasks (default 65536).
     pub queue_capacity: usize,
+    /// Records older than this many seconds are deleted; 0 keeps them forever
+    /// (default 0).
+    pub retention_secs: u64,
+    /// How often expired records are deleted, in seconds (default 1 hour).
+    pub purge_interval_secs: u64,
 }
 
 impl Default for AuditSettings {
@@ -49,6 +54,8 @@ impl Default for AuditSettings {
         AuditSettings {
             enabled: true,
             queue_capacity: 65536,
+            retention_secs: 0,
+            purge_interval_secs: 3600,
         }
     }
 }

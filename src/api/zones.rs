@@ -67,19 +67,29 @@ pub struct PutBucket {
     pub zone: Zone,
 }
 
-/// Zones with their buckets, object counts, bytes and rules.
+/// Zones with their buckets, object counts, bytes and rules; for members, only the
+/// buckets they may read as a whole and the datasets they may read are counted.
 #[utoipa::path(get, path = "/zones", tag = "zones",
     responses((status = 200, body = ZoneList), (status = 401, body = super::error::ErrorDoc)))]
-pub async fn list_zones(State(app): State<AppState>) -> Result<Json<ZoneList>, Error> {
-    let buckets = app.db.bucket_infos().await?;
+pub async fn list_zones(
+    State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
+) -> Result<Json<ZoneList>, Error> {
+    let buckets = readable_buckets(&app, &who).await?;
     let rules = catalog::governance::get(&app.db).await?;
+    let mut args = Vec::new();
+    let visible = crate::authz::Visibility::of(&who)
+        .sql(&mut args)
+        .unwrap_or_else(|| "1".into());
     let counts: Vec<(String, u64)> = app
         .db
-        .read(|conn| {
-            let mut stmt =
-                conn.prepare_cached("SELECT zone, COUNT(*) FROM datasets GROUP BY zone")?;
-            let rows =
-                stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64)))?;
+        .read(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT d.zone, COUNT(*) FROM datasets d WHERE {visible} GROUP BY d.zone"
+            ))?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| {
+                Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+            })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await?;
@@ -108,14 +118,26 @@ pub async fn list_zones(State(app): State<AppState>) -> Result<Json<ZoneList>, E
     Ok(Json(ZoneList { zones }))
 }
 
-/// Buckets with zone, object count and bytes.
+/// Buckets with zone, object count and bytes; members see the buckets they may read
+/// as a whole (a zone or bucket grant).
 #[utoipa::path(get, path = "/buckets", tag = "zones",
     responses((status = 200, body = BucketList), (status = 401, body = super::error::ErrorDoc)))]
-pub async fn list_buckets(State(app): State<AppState>) -> Result<Json<BucketList>, Error> {
-    let buckets = app.db.bucket_infos().await?;
+pub async fn list_buckets(
+    State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
+) -> Result<Json<BucketList>, Error> {
+    let buckets = readable_buckets(&app, &who).await?;
     Ok(Json(BucketList {
         buckets: buckets.into_iter().map(BucketView::from).collect(),
     }))
+}
+
+/// The buckets `who` may read as a whole: everything their statistics count is
+/// theirs to see (members with dataset grants only find their data through
+/// `/datasets` and search).
+async fn readable_buckets(app: &AppState, who: &Principal) -> Result<Vec<BucketInfo>, Error> {
+    let all = app.db.bucket_infos().await?;
+    Ok(crate::authz::visible_buckets(&app.db, who, all, |b| (b.id, b.zone), false).await?)
 }
 
 /// One bucket.

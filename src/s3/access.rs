@@ -7,9 +7,12 @@
 //! - CopyObject/UploadPartCopy: `write` on the target and `read` on the source;
 //! - ListObjects(V2)/ListObjectVersions: `read` on the listed prefix, so a dataset
 //!   grant allows listing inside the dataset's prefix;
-//! - bucket settings and HeadBucket: `read` on the bucket; ListMultipartUploads and
-//!   DeleteObjects: `write` on the bucket; DeleteBucket: `manage` on the bucket;
-//! - CreateBucket: admins; ListBuckets: anyone signed in;
+//! - bucket settings and HeadBucket: `read` on the bucket; ListMultipartUploads:
+//!   `write` on the bucket; DeleteBucket: `manage` on the bucket;
+//! - DeleteObjects: `write` on each key, decided by its handler key by key
+//!   ([`authorize_keys`]): refused keys come back as per-key `AccessDenied` errors;
+//! - CreateBucket: admins; ListBuckets: anyone signed in, filtered by its handler to
+//!   the buckets the caller may read something in;
 //! - PostObject is authorized by its handler (the key is inside the form).
 
 use super::Ctx;
@@ -37,6 +40,19 @@ pub async fn authorize_write(
         .map_err(to_s3)
 }
 
+/// Authorizes `write` on each of `keys` (DeleteObjects): the whole request is refused
+/// only when the caller may write nothing in the bucket it names.
+pub async fn authorize_keys(
+    ctx: &Ctx,
+    keys: &[String],
+) -> Result<Vec<Result<(), authz::Denied>>, S3Error> {
+    let who = ctx.principal()?;
+    let bucket = ctx.bucket()?;
+    authz::authorize_keys(&ctx.app.db, who, Permission::Write, bucket, keys)
+        .await
+        .map_err(to_s3)
+}
+
 /// Authorizes the routed operation for `who`.
 pub async fn authorize(ctx: &Ctx, who: &Principal) -> Result<(), S3Error> {
     use Endpoint as E;
@@ -49,7 +65,7 @@ pub async fn authorize(ctx: &Ctx, who: &Principal) -> Result<(), S3Error> {
     let data = |perm| authz::authorize_data(db, who, perm, bucket, key);
     let whole = |perm| authz::authorize_bucket(db, who, perm, bucket);
     let r = match ctx.route.endpoint {
-        E::ListBuckets | E::NotImplemented | E::PostObject => Ok(()),
+        E::ListBuckets | E::NotImplemented | E::PostObject | E::DeleteObjects => Ok(()),
         E::CreateBucket => authz::authorize(who, Permission::Manage, &authz::Resource::AdminOnly)
             .map_err(AuthzError::Denied),
         E::DeleteBucket => whole(Permission::Manage).await,
@@ -62,7 +78,7 @@ pub async fn authorize(ctx: &Ctx, who: &Principal) -> Result<(), S3Error> {
         | E::GetBucketLifecycleConfiguration
         | E::GetBucketEncryption
         | E::GetBucketWebsite => whole(Permission::Read).await,
-        E::ListMultipartUploads | E::DeleteObjects => whole(Permission::Write).await,
+        E::ListMultipartUploads => whole(Permission::Write).await,
         E::ListObjects | E::ListObjectsV2 | E::ListObjectVersions => {
             let prefix = ctx.query.get("prefix").unwrap_or("");
             authz::authorize_data(db, who, Permission::Read, bucket, prefix).await

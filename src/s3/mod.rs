@@ -54,6 +54,13 @@ impl Ctx {
             .ok_or_else(|| S3Error::new(Code::InvalidRequest))
     }
 
+    /// The authenticated caller (every handler but PostObject's form reader has one).
+    pub fn principal(&self) -> Result<&crate::iam::Principal, S3Error> {
+        self.principal
+            .as_ref()
+            .ok_or_else(|| S3Error::new(Code::AccessDenied))
+    }
+
     /// A request header as a string, if present and valid.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.parts.headers.get(name).and_then(|v| v.to_str().ok())

@@ -979,3 +979,183 @@ async fn grants_die_with_their_bucket() {
     let (_, g) = api(&app, "GET", "/grants?principal=user:ben", None).await;
     assert_eq!(g["grants"], json!([]));
 }
+
+/// The text of `path` as `caller`, asserting 200.
+async fn get_ok(app: &TestApp, caller: &Caller, path: &str) -> String {
+    let (st, text) = call(app, caller, "GET", path, "").await;
+    assert_eq!(st, 200, "GET {path}: {text}");
+    text
+}
+
+fn bucket_names(list: &str) -> Vec<String> {
+    let v: Value = serde_json::from_str(list).unwrap_or(Value::Null);
+    v["buckets"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|b| b["name"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn bucket_and_zone_listings_show_members_only_what_they_may_read() {
+    let w = world().await;
+    let app = &w.app;
+    app.create_bucket("hidden").await;
+    app.put_ok("hidden", "secret.csv", "s\n").await;
+    let bea = user_with_key(app, "bea", "member").await;
+    grant(app, "user:bea", "bucket:lake", "read").await;
+    let by_name = |n: &str| w.callers.iter().find(|(w, _)| *w == n).unwrap().1.clone();
+    // S3 ListBuckets: names of the buckets where the caller may read something.
+    let cases: [(&str, Caller, &[&str]); 5] = [
+        ("member without grant", by_name("member without grant"), &[]),
+        ("member with read", by_name("member with read"), &["lake"]),
+        ("dataset owner", by_name("dataset owner"), &["lake"]),
+        ("bucket reader", bea.clone(), &["lake"]),
+        ("admin", by_name("admin"), &["hidden", "lake"]),
+    ];
+    for (who, caller, want) in &cases {
+        let xml = get_ok(app, caller, "/").await;
+        for b in ["lake", "hidden"] {
+            let shown = xml.contains(&format!("<Name>{b}</Name>"));
+            assert_eq!(shown, want.contains(&b), "ListBuckets as {who}: {b}: {xml}");
+        }
+    }
+    // REST /buckets: buckets readable as a whole (their statistics cover every object).
+    let rest: [(&str, Caller, &[&str]); 4] = [
+        ("member with read", by_name("member with read"), &[]),
+        ("dataset owner", by_name("dataset owner"), &[]),
+        ("bucket reader", bea.clone(), &["lake"]),
+        ("admin", by_name("admin"), &["hidden", "lake"]),
+    ];
+    for (who, caller, want) in &rest {
+        let names = bucket_names(&get_ok(app, caller, "/api/v1/buckets").await);
+        assert_eq!(names, *want, "/buckets as {who}");
+    }
+    // REST /zones: buckets, objects and datasets counted for the caller only.
+    let zone = |text: &str| -> Value {
+        let v: Value = serde_json::from_str(text).unwrap();
+        v["zones"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|z| z["zone"] == "transformed")
+            .unwrap()
+            .clone()
+    };
+    let z = zone(&get_ok(app, &bea, "/api/v1/zones").await);
+    assert_eq!(z["buckets"], json!(["lake"]), "{z}");
+    assert_eq!(z["object_count"], 2, "{z}");
+    assert_eq!(z["dataset_count"], 2, "{z}");
+    let z = zone(&get_ok(app, &by_name("member with read"), "/api/v1/zones").await);
+    assert_eq!(z["buckets"], json!([]), "{z}");
+    assert_eq!(z["object_count"], 0, "{z}");
+    assert_eq!(z["dataset_count"], 1, "{z}");
+    let z = zone(&get_ok(app, &by_name("member without grant"), "/api/v1/zones").await);
+    assert_eq!(
+        (z["dataset_count"].clone(), z["total_bytes"].clone()),
+        (json!(0), json!(0))
+    );
+    let z = zone(&get_ok(app, &by_name("admin"), "/api/v1/zones").await);
+    assert_eq!(z["buckets"], json!(["hidden", "lake"]), "{z}");
+    assert_eq!(z["object_count"], 3, "{z}");
+}
+
+/// A signed DeleteObjects of `keys` in `bucket` as `caller`.
+async fn delete_objects(
+    app: &TestApp,
+    caller: &Caller,
+    bucket: &str,
+    keys: &[&str],
+) -> (u16, String) {
+    let Caller::Key(ak, sk) = caller else {
+        panic!("needs a key")
+    };
+    let body: String = keys
+        .iter()
+        .map(|k| format!("<Object><Key>{k}</Key></Object>"))
+        .collect();
+    let body = format!("<Delete>{body}</Delete>");
+    let md5 = {
+        use base64::Engine;
+        use md5::Digest;
+        base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(body.as_bytes()))
+    };
+    let r = app
+        .req("POST", &format!("/{bucket}?delete"))
+        .header("content-md5", md5)
+        .body(body.into_bytes())
+        .creds(ak, sk)
+        .send()
+        .await;
+    (r.status, r.text())
+}
+
+#[tokio::test]
+async fn delete_objects_is_authorized_key_by_key() {
+    let w = world().await;
+    let app = &w.app;
+    let by_name = |n: &str| w.callers.iter().find(|(w, _)| *w == n).unwrap().1.clone();
+    app.put_ok("lake", "sales/d1.csv", "1").await;
+    app.put_ok("lake", "sales/d2.csv", "2").await;
+    // A dataset writer deletes inside the dataset, not outside it.
+    let (st, xml) = delete_objects(
+        app,
+        &by_name("member with write"),
+        "lake",
+        &["sales/d1.csv", "other/x.csv"],
+    )
+    .await;
+    assert_eq!(st, 200, "{xml}");
+    assert!(
+        xml.contains("<Deleted><Key>sales/d1.csv</Key></Deleted>"),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<Error><Key>other/x.csv</Key><Code>AccessDenied</Code>"),
+        "{xml}"
+    );
+    assert_eq!(app.head("lake", "sales/d1.csv").await.status, 404);
+    assert_eq!(app.head("lake", "other/x.csv").await.status, 200);
+    // A reader deletes nothing; every key is refused and stays.
+    let (st, xml) =
+        delete_objects(app, &by_name("member with read"), "lake", &["sales/d2.csv"]).await;
+    assert_eq!(st, 200, "{xml}");
+    assert!(xml.contains("<Code>AccessDenied</Code>"), "{xml}");
+    assert_eq!(app.head("lake", "sales/d2.csv").await.status, 200);
+    // A bucket that does not exist is refused whole for members (existence stays hidden).
+    let (st, xml) = delete_objects(app, &by_name("member with write"), "nosuch", &["a"]).await;
+    assert_eq!(st, 403, "{xml}");
+    // The owner and admins delete as before.
+    let (st, xml) = delete_objects(app, &by_name("dataset owner"), "lake", &["sales/d2.csv"]).await;
+    assert_eq!(st, 200, "{xml}");
+    assert!(
+        xml.contains("<Deleted><Key>sales/d2.csv</Key></Deleted>"),
+        "{xml}"
+    );
+    let (st, xml) = delete_objects(app, &by_name("admin"), "lake", &["other/x.csv"]).await;
+    assert_eq!(st, 200, "{xml}");
+    assert_eq!(app.head("lake", "other/x.csv").await.status, 404);
+}
+
+#[tokio::test]
+async fn audit_records_past_retention_are_deleted() {
+    let app = crate::helpers::spawn_app_with_config(
+        "[audit]\nretention_secs = 2\npurge_interval_secs = 1\n",
+    )
+    .await;
+    app.create_bucket("old").await;
+    for i in 0..20 {
+        app.put_ok("old", &format!("k{i}"), "v").await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    app.put_ok("old", "fresh", "v").await;
+    // The records of the first puts are gone; the fresh one (and the queries) remain.
+    let (st, page) = api(&app, "GET", "/audit?action=PutObject&limit=1000", None).await;
+    assert_eq!(st, 200, "{page}");
+    let recs = page["records"].as_array().unwrap();
+    assert_eq!(recs.len(), 1, "{page}");
+    assert_eq!(recs[0]["resource"], "old/fresh");
+}

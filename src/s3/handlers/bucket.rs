@@ -15,9 +15,13 @@ use crate::meta::{ListParams, Listing};
 /// Most keys one listing page returns, as in S3.
 const MAX_KEYS: usize = 1000;
 
-/// ListBuckets.
+/// ListBuckets: every bucket for admins; for members, the buckets in which they may
+/// read something (see [`crate::authz::visible_buckets`]).
 pub async fn list_buckets(ctx: Ctx) -> Result<Response<Body>, S3Error> {
-    let buckets = ctx.app.db.list_buckets().await?;
+    let who = ctx.principal()?;
+    let all = ctx.app.db.bucket_infos().await?;
+    let buckets =
+        crate::authz::visible_buckets(&ctx.app.db, who, all, |b| (b.id, b.zone), true).await?;
     xml_response(&ListAllMyBucketsResult {
         xmlns: xml::NS,
         Owner: owner(&ctx),
@@ -380,6 +384,22 @@ pub async fn delete_objects(ctx: Ctx, body: Body) -> Result<Response<Body>, S3Er
             keys.push(o.Key);
         }
     }
+    let verdicts = super::super::access::authorize_keys(&ctx, &keys).await?;
+    let keys: Vec<String> = keys
+        .into_iter()
+        .zip(verdicts)
+        .filter_map(|(key, v)| match v {
+            Ok(()) => Some(key),
+            Err(denied) => {
+                errors.push(DeleteErrorEntry {
+                    Key: key,
+                    Code: Code::AccessDenied.as_str(),
+                    Message: denied.0,
+                });
+                None
+            }
+        })
+        .collect();
     let rules = super::super::zones::zone_rules(&ctx)?;
     let outcomes = ctx
         .app
