@@ -175,7 +175,15 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<Msg>) {
         if !batch.is_empty() {
             let records = std::mem::take(&mut batch);
             let n = records.len();
-            if let Err(e) = db.write(move |conn| insert(conn, &records)).await {
+            // A small batch rides along with the data path's next commit rather than
+            // paying an fsync of its own; a full one (more are queued) or one that
+            // someone waits for is committed at once.
+            let res = if waiting.is_empty() && n < MAX_BATCH {
+                db.write_lazy(move |conn| insert(conn, &records)).await
+            } else {
+                db.write(move |conn| insert(conn, &records)).await
+            };
+            if let Err(e) = res {
                 tracing::error!(error = %e, records = n, "writing audit records failed");
             }
         }

@@ -23,6 +23,8 @@ use super::Error;
 const MAX_BATCH: usize = 256;
 /// Number of pooled read connections kept open.
 const READERS: usize = 8;
+/// Longest a lazy write waits for company before it is committed alone.
+const LAZY_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// A write job: runs inside a savepoint and returns whether it succeeded plus a
 /// continuation that delivers its result once the transaction's fate is known.
@@ -31,6 +33,9 @@ type WriteJob = Box<dyn FnOnce(&Connection) -> (bool, Reply) + Send>;
 /// What the writer thread is asked to do.
 enum Job {
     Write(WriteJob),
+    /// A write that waits (up to [`LAZY_WAIT`]) to ride along with the next batch of
+    /// other writes instead of paying a commit (an fsync) of its own.
+    Lazy(WriteJob),
     /// Fold the WAL back into the database file (at shutdown), then reply.
     Checkpoint(oneshot::Sender<()>),
 }
@@ -135,6 +140,25 @@ impl Db {
         F: FnOnce(&Connection) -> Result<R, Error> + Send + 'static,
         R: Send + 'static,
     {
+        self.submit(f, false).await
+    }
+
+    /// Like [`Db::write`] for work nobody waits on (audit records): it joins the next
+    /// transaction that other writes start, or commits alone after [`LAZY_WAIT`], so
+    /// under load it adds no commit of its own.
+    pub async fn write_lazy<R, F>(&self, f: F) -> Result<R, Error>
+    where
+        F: FnOnce(&Connection) -> Result<R, Error> + Send + 'static,
+        R: Send + 'static,
+    {
+        self.submit(f, true).await
+    }
+
+    async fn submit<R, F>(&self, f: F, lazy: bool) -> Result<R, Error>
+    where
+        F: FnOnce(&Connection) -> Result<R, Error> + Send + 'static,
+        R: Send + 'static,
+    {
         let (tx, rx) = oneshot::channel();
         let job: WriteJob = Box::new(move |conn| {
             let res = f(conn);
@@ -144,7 +168,11 @@ impl Db {
             });
             (ok, reply)
         });
-        let job = Job::Write(job);
+        let job = if lazy {
+            Job::Lazy(job)
+        } else {
+            Job::Write(job)
+        };
         match self.writer.try_send(job) {
             Ok(()) => {}
             Err(std::sync::mpsc::TrySendError::Full(job)) => {
@@ -203,26 +231,52 @@ impl Db {
 }
 
 fn writer_loop(mut conn: Connection, rx: std::sync::mpsc::Receiver<Job>) {
+    use std::sync::mpsc::RecvTimeoutError;
     let mut pending: Option<Job> = None;
+    // Lazy writes waiting for company, and when the first of them arrived.
+    let mut lazy: Vec<WriteJob> = Vec::new();
+    let mut lazy_since: Option<std::time::Instant> = None;
     loop {
-        let first = match pending.take() {
-            Some(j) => j,
-            None => match rx.recv() {
-                Ok(j) => j,
+        let next = match (pending.take(), lazy_since) {
+            (Some(j), _) => Some(j),
+            (None, None) => match rx.recv() {
+                Ok(j) => Some(j),
                 Err(_) => break,
             },
+            (None, Some(since)) => {
+                let left = (since + LAZY_WAIT).saturating_duration_since(std::time::Instant::now());
+                match rx.recv_timeout(left) {
+                    Ok(j) => Some(j),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+            }
         };
-        let mut writes = match first {
-            Job::Write(w) => vec![w],
-            Job::Checkpoint(reply) => {
+        let mut writes = Vec::new();
+        match next {
+            None => {} // the lazy writes waited long enough: commit them alone
+            Some(Job::Write(w)) => writes.push(w),
+            Some(Job::Lazy(w)) => {
+                lazy.push(w);
+                lazy_since.get_or_insert_with(std::time::Instant::now);
+            }
+            Some(Job::Checkpoint(reply)) => {
+                if !lazy.is_empty() {
+                    lazy_since = None;
+                    run_batch(&mut conn, std::mem::take(&mut lazy));
+                }
                 checkpoint(&conn);
                 let _ = reply.send(());
                 continue;
             }
-        };
+        }
         while writes.len() < MAX_BATCH {
             match rx.try_recv() {
                 Ok(Job::Write(w)) => writes.push(w),
+                Ok(Job::Lazy(w)) => {
+                    lazy.push(w);
+                    lazy_since.get_or_insert_with(std::time::Instant::now);
+                }
                 Ok(other) => {
                     pending = Some(other);
                     break;
@@ -230,9 +284,18 @@ fn writer_loop(mut conn: Connection, rx: std::sync::mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
+        let lazy_due = lazy_since.is_some_and(|t| t.elapsed() >= LAZY_WAIT);
+        if writes.is_empty() && !lazy_due {
+            continue;
+        }
+        writes.append(&mut lazy);
+        lazy_since = None;
         run_batch(&mut conn, writes);
     }
     // Every sender is gone: the server is shutting down.
+    if !lazy.is_empty() {
+        run_batch(&mut conn, lazy);
+    }
     checkpoint(&conn);
 }
 
@@ -273,5 +336,53 @@ fn run_batch(conn: &mut Connection, jobs: Vec<WriteJob>) {
     });
     for reply in replies {
         reply(commit.clone().map_err(Error::Commit));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    fn count(conn: &Connection) -> Result<i64, Error> {
+        Ok(conn.query_row("SELECT COUNT(*) FROM catalog_settings", [], |r| r.get(0))?)
+    }
+
+    fn insert(name: &'static str) -> impl FnOnce(&Connection) -> Result<(), Error> {
+        move |conn| {
+            conn.execute(
+                "INSERT INTO catalog_settings (name, value) VALUES (?1, 'x')",
+                [name],
+            )?;
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn lazy_writes_commit_alone_after_a_while_or_with_the_next_write() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(&dir.path().join("t.db")).expect("open");
+        let before = db.read(count).await.expect("count");
+        // Alone, a lazy write waits for company, then commits by itself.
+        let t = Instant::now();
+        db.write_lazy(insert("a")).await.expect("lazy alone");
+        assert!(t.elapsed() >= LAZY_WAIT, "{:?}", t.elapsed());
+        // With a regular write behind it, both commit in that write's transaction.
+        let t = Instant::now();
+        let (lazy, regular) = tokio::join!(db.write_lazy(insert("b")), async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            db.write(insert("c")).await
+        });
+        lazy.expect("lazy");
+        regular.expect("regular");
+        assert!(t.elapsed() < LAZY_WAIT, "{:?}", t.elapsed());
+        // A failing lazy write changes nothing and does not undo its neighbours.
+        let bad = db.write_lazy(insert("c"));
+        let good = db.write(insert("d"));
+        let (bad, good) = tokio::join!(bad, good);
+        assert!(bad.is_err());
+        good.expect("good");
+        assert_eq!(db.read(count).await.expect("count"), before + 4);
     }
 }
