@@ -214,7 +214,11 @@ fn from_where(
     (with, sql)
 }
 
-fn run(
+/// The reference implementation: materializes every match with its bm25 score,
+/// joins it to `datasets` and sorts in SQL. Used for listings without a query (by
+/// name), and kept as the oracle the tests and the benchmark compare
+/// [`run_ranked`] against.
+fn run_reference(
     conn: &Connection,
     query: &SearchQuery,
     fts: Option<&str>,
@@ -250,14 +254,7 @@ fn run(
             let tags: BTreeMap<&str, &str> =
                 serde_json::from_str(tags).map_err(|e| meta::Error::Corrupt(e.to_string()))?;
             for (k, v) in tags {
-                match counts.tags.get_mut(k) {
-                    Some(values) => count(values, Some(v)),
-                    None => {
-                        let mut values = std::collections::HashMap::new();
-                        values.insert(v.to_string(), 1);
-                        counts.tags.insert(k.to_string(), values);
-                    }
-                }
+                count_tag(&mut counts, k, v);
             }
         }
         if i >= query.offset && i < end {
@@ -265,6 +262,18 @@ fn run(
         }
     }
     drop(rows);
+    finish(conn, counts, &page, fts.is_some(), total, end)
+}
+
+/// Builds the response from the facet counters and the page of `(id, bm25)`.
+fn finish(
+    conn: &Connection,
+    counts: FacetCounts,
+    page: &[(i64, f64)],
+    scored: bool,
+    total: u64,
+    end: usize,
+) -> Result<SearchResult, meta::Error> {
     let mut tags: Vec<((String, String), u64)> = counts
         .tags
         .into_iter()
@@ -288,7 +297,7 @@ fn run(
         .zip(page.iter())
         .map(|(dataset, (_, s))| Hit {
             // bm25 is "smaller is better" and negative; flip it for humans.
-            score: fts.map(|_| -s),
+            score: scored.then_some(-s),
             dataset,
         })
         .collect();
@@ -301,22 +310,358 @@ fn run(
     })
 }
 
+/// Counts one tag pair.
+fn count_tag(counts: &mut FacetCounts, k: &str, v: &str) {
+    match counts.tags.get_mut(k) {
+        Some(values) => count(values, Some(v)),
+        None => {
+            let mut values = std::collections::HashMap::new();
+            values.insert(v.to_string(), 1);
+            counts.tags.insert(k.to_string(), values);
+        }
+    }
+}
+
+/// Decodes `dataset_search.tags` (per pair `<key bytes>,<value bytes>,<key><value>`,
+/// see migration 0007) and calls `f` on each pair.
+fn each_tag(enc: &str, mut f: impl FnMut(&str, &str)) -> Result<(), meta::Error> {
+    let corrupt = || meta::Error::Corrupt(format!("dataset_search.tags {enc:?}"));
+    let mut rest = enc;
+    while !rest.is_empty() {
+        let (klen, r) = rest.split_once(',').ok_or_else(corrupt)?;
+        let (vlen, r) = r.split_once(',').ok_or_else(corrupt)?;
+        let klen: usize = klen.parse().map_err(|_| corrupt())?;
+        let vlen: usize = vlen.parse().map_err(|_| corrupt())?;
+        let k = r.get(..klen).ok_or_else(corrupt)?;
+        let v = r.get(klen..klen + vlen).ok_or_else(corrupt)?;
+        f(k, v);
+        rest = &r[klen + vlen..];
+    }
+    Ok(())
+}
+
+/// A full-text search in one pass over the matches, joined to the narrow
+/// `dataset_search` table (migration 0007).
+///
+/// The filters and the visibility rule are SQL conditions on the joined row, so
+/// SQLite evaluates them before the result columns: bm25 (the dominant cost per
+/// match) is computed only for matches that pass, and never sorted in SQL. Facets
+/// and the total count every passing match; the page is the `offset + limit` best
+/// by (bm25, id), chosen in Rust with a partial selection. Scores, order, total
+/// and facets are identical to [`run_reference`] (tested).
+fn run_ranked(
+    conn: &Connection,
+    query: &SearchQuery,
+    fts: &str,
+) -> Result<SearchResult, meta::Error> {
+    let mut args: Vec<rusqlite::types::Value> = vec![fts.to_string().into()];
+    // The table, not an alias: bm25() takes the FTS table's own name. CROSS JOIN
+    // keeps the full-text index as the outer loop.
+    let mut sql = format!(
+        "SELECT dataset_fts.rowid, d.zone, d.format, d.owner, d.tags, {RANK}
+         FROM dataset_fts CROSS JOIN dataset_search d ON d.id = dataset_fts.rowid
+         WHERE dataset_fts MATCH ?"
+    );
+    if let Some(z) = query.zone {
+        sql.push_str(" AND d.zone = ?");
+        args.push(z.as_str().to_string().into());
+    }
+    if let Some(o) = &query.owner {
+        sql.push_str(" AND d.owner = ?");
+        args.push(o.clone().into());
+    }
+    if let Some(f) = &query.format {
+        sql.push_str(" AND d.format = ?");
+        args.push(f.clone().into());
+    }
+    if let Some(cond) = query.visibility.sql(&mut args) {
+        sql.push_str(" AND ");
+        sql.push_str(&cond);
+    }
+    for (k, v) in &query.tags {
+        sql.push_str(
+            " AND EXISTS (SELECT 1 FROM dataset_tags ft WHERE ft.dataset_id = d.id
+              AND ft.key = ? AND ft.value = ?)",
+        );
+        args.push(k.clone().into());
+        args.push(v.clone().into());
+    }
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(args.iter()))?;
+    let mut counts = FacetCounts::default();
+    let mut hits: Vec<(i64, f64)> = Vec::new();
+    while let Some(r) = rows.next()? {
+        count(&mut counts.zone, r.get_ref(1)?.as_str().ok());
+        count(
+            &mut counts.format,
+            r.get_ref(2)?.as_str_or_null().ok().flatten(),
+        );
+        count(&mut counts.owner, r.get_ref(3)?.as_str().ok());
+        if let Ok(tags) = r.get_ref(4)?.as_str() {
+            each_tag(tags, |k, v| count_tag(&mut counts, k, v))?;
+        }
+        hits.push((r.get(0)?, r.get(5)?));
+    }
+    drop(rows);
+    let total = hits.len() as u64;
+    let end = query.offset.saturating_add(query.limit);
+    // ORDER BY score, id: bm25 ascending (more negative is better).
+    let order = |a: &(i64, f64), b: &(i64, f64)| {
+        a.1.partial_cmp(&b.1)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then(a.0.cmp(&b.0))
+    };
+    if end < hits.len() {
+        hits.select_nth_unstable_by(end, order);
+        hits.truncate(end);
+    }
+    hits.sort_unstable_by(order);
+    let page = hits.get(query.offset.min(hits.len())..).unwrap_or(&[]);
+    finish(conn, counts, page, true, total, end)
+}
+
 /// Runs a search.
 pub async fn search(db: &Db, query: SearchQuery) -> Result<SearchResult, Error> {
-    let fts = match query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-        Some(q) => Some(
-            fts_query(q).ok_or_else(|| Error::invalid("q", "the query has no searchable words"))?,
-        ),
-        None => None,
-    };
+    let fts = parse_q(&query)?;
     Ok(db
-        .read(move |conn| run(conn, &query, fts.as_deref()))
+        .read(move |conn| match fts.as_deref() {
+            Some(f) => run_ranked(conn, &query, f),
+            None => run_reference(conn, &query, None),
+        })
+        .await?)
+}
+
+/// Parses `q` like [`search`] does.
+fn parse_q(query: &SearchQuery) -> Result<Option<String>, Error> {
+    match query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        Some(q) => Ok(Some(fts_query(q).ok_or_else(|| {
+            Error::invalid("q", "the query has no searchable words")
+        })?)),
+        None => Ok(None),
+    }
+}
+
+/// Runs a search with the reference implementation (materialize, join `datasets`,
+/// sort in SQL): the benchmark's and the tests' baseline. Same results as [`search`].
+#[doc(hidden)]
+pub async fn search_reference(db: &Db, query: SearchQuery) -> Result<SearchResult, Error> {
+    let fts = parse_q(&query)?;
+    Ok(db
+        .read(move |conn| run_reference(conn, &query, fts.as_deref()))
         .await?)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::fts_query;
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::catalog::{DatasetPatch, NewDataset, datasets};
+
+    #[test]
+    fn tag_encoding_round_trips() {
+        let mut seen = Vec::new();
+        each_tag("1,6,ahéllo2,0,k=1,3,qx\"y", |k, v| {
+            seen.push((k.to_string(), v.to_string()))
+        })
+        .unwrap();
+        assert_eq!(
+            seen,
+            [("a", "héllo"), ("k=", ""), ("q", "x\"y")]
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        );
+        each_tag("", |_, _| panic!("no tags")).unwrap();
+        assert!(each_tag("3,1,ab", |_, _| {}).is_err());
+        assert!(each_tag("x", |_, _| {}).is_err());
+    }
+
+    fn same(a: &SearchResult, b: &SearchResult, what: &str) {
+        assert_eq!(a.total, b.total, "{what}: total");
+        let hits = |r: &SearchResult| {
+            r.results
+                .iter()
+                .map(|h| (h.dataset.id, h.score))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(hits(a), hits(b), "{what}: page");
+        assert_eq!(
+            serde_json::to_value(&a.facets).unwrap(),
+            serde_json::to_value(&b.facets).unwrap(),
+            "{what}: facets"
+        );
+        assert_eq!(a.next_cursor, b.next_cursor, "{what}: cursor");
+    }
+
+    /// The one-pass search over `dataset_search` returns exactly what the reference
+    /// implementation returns (page, scores, order, total, facets, cursor), for broad
+    /// and narrow queries, prefixes, filters, visibility and paging, and keeps doing
+    /// so after updates, zone moves and deletes (the triggers of migration 0007).
+    #[tokio::test(flavor = "multi_thread")]
+    async fn ranked_search_matches_the_reference() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("tarn.db")).unwrap();
+        db.bootstrap_zones("us-east-1".into()).await.unwrap();
+        let words = ["alpha", "beta", "gamma", "delta", "alphabet", "alps"];
+        let mut ids = Vec::new();
+        for i in 0..300u64 {
+            let w = |k: u64| words[((i * 7 + k * 13) % words.len() as u64) as usize];
+            let mut tags = BTreeMap::new();
+            tags.insert("domain".to_string(), w(1).to_string());
+            if i % 3 == 0 {
+                tags.insert("pii".to_string(), "yes".to_string());
+            }
+            if i % 10 == 0 {
+                // Separators and non-ASCII survive the encoding.
+                tags.insert("odd,key".to_string(), format!("v,{i}é=x"));
+            }
+            let mut metadata = serde_json::Map::new();
+            metadata.insert("source".into(), w(2).into());
+            let d = datasets::create(
+                &db,
+                NewDataset {
+                    name: format!("{}_{}_{i}", w(3), w(4)),
+                    bucket: ["raw", "transformed", "curated"][(i % 3) as usize].into(),
+                    prefix: format!("ds/{i}/"),
+                    description: format!("{} {} {}", w(5), w(6), w(i % 5)),
+                    owner: Some(format!("owner{}", i % 4)),
+                    tags,
+                    metadata,
+                    format: (i % 4 != 0).then(|| datasets::FORMATS[(i % 3) as usize].into()),
+                },
+                "test",
+            )
+            .await
+            .unwrap();
+            ids.push(d.id);
+        }
+        let member = |zones: Vec<Zone>, dataset_ids: Vec<i64>| crate::authz::Visibility {
+            restricted: Some(crate::authz::VisibleSet {
+                zones,
+                dataset_ids,
+                owner: "owner1".into(),
+                ..Default::default()
+            }),
+        };
+        let queries = || {
+            let mut out = Vec::new();
+            for q in [
+                "alpha",
+                "alp*",
+                "a*",
+                "beta gamma",
+                "delta",
+                "nothing",
+                "owner1",
+            ] {
+                for (offset, limit) in [(0, 20), (0, 100), (15, 10), (290, 20)] {
+                    out.push(SearchQuery {
+                        q: Some(q.into()),
+                        offset,
+                        limit,
+                        ..Default::default()
+                    });
+                }
+                out.push(SearchQuery {
+                    q: Some(q.into()),
+                    zone: Some(Zone::Curated),
+                    tags: vec![("pii".into(), "yes".into())],
+                    limit: 20,
+                    ..Default::default()
+                });
+                out.push(SearchQuery {
+                    q: Some(q.into()),
+                    owner: Some("owner2".into()),
+                    format: Some("csv".into()),
+                    limit: 5,
+                    ..Default::default()
+                });
+                out.push(SearchQuery {
+                    q: Some(q.into()),
+                    limit: 20,
+                    visibility: member(vec![Zone::Raw], vec![ids[1], ids[2]]),
+                    ..Default::default()
+                });
+                out.push(SearchQuery {
+                    q: Some(q.into()),
+                    limit: 20,
+                    tags: vec![("domain".into(), "beta".into())],
+                    visibility: member(vec![], vec![]),
+                    ..Default::default()
+                });
+            }
+            out
+        };
+        let check = |stage: &'static str| {
+            let db = db.clone();
+            async move {
+                let mut nonempty = 0;
+                for q in queries() {
+                    let what = format!("{stage}: {q:?}");
+                    let a = search(&db, q.clone()).await.unwrap();
+                    let b = search_reference(&db, q).await.unwrap();
+                    same(&a, &b, &what);
+                    nonempty += usize::from(a.total > 0);
+                }
+                assert!(nonempty > 20, "{stage}: the queries match something");
+            }
+        };
+        check("created").await;
+
+        for (n, id) in ids.iter().enumerate().step_by(7) {
+            let mut tags = BTreeMap::new();
+            tags.insert("domain".to_string(), "alpha".to_string());
+            tags.insert("moved".to_string(), n.to_string());
+            datasets::update(
+                &db,
+                *id,
+                DatasetPatch {
+                    owner: Some("owner1".into()),
+                    tags: Some(tags),
+                    format: Some(None),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        }
+        check("updated").await;
+
+        db.write(|conn| {
+            let bucket_id: i64 =
+                conn.query_row("SELECT id FROM buckets WHERE name = 'raw'", [], |r| {
+                    r.get(0)
+                })?;
+            crate::meta::zones::set_zone_in(conn, bucket_id, Zone::Curated)?;
+            datasets::apply_zone_move(conn, bucket_id, Zone::Curated)?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        check("zone moved").await;
+
+        let gone: Vec<i64> = ids.iter().copied().step_by(5).collect();
+        db.write(move |conn| {
+            for id in gone {
+                unindex(conn, id)?;
+                conn.execute("DELETE FROM datasets WHERE id = ?1", [id])?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+        check("deleted").await;
+        let (rows, datasets): (i64, i64) = db
+            .read(|conn| {
+                Ok(conn.query_row(
+                    "SELECT (SELECT COUNT(*) FROM dataset_search), (SELECT COUNT(*) FROM datasets)",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(rows, datasets);
+    }
 
     #[test]
     fn queries_are_phrases_and_cannot_inject_syntax() {

@@ -68,6 +68,11 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0005_inline_objects",
         include_str!("../../migrations/0005_inline_objects.sql"),
     ),
+    // 0006 is reserved for another branch (carts); merge it in before this one.
+    (
+        "0007_search_facets",
+        include_str!("../../migrations/0007_search_facets.sql"),
+    ),
 ];
 
 fn open(path: &Path, read_only: bool) -> Result<Connection, Error> {
