@@ -338,6 +338,7 @@ mod tests {
                 grants,
             }),
             access_key_id: None,
+            manifest: None,
         }
     }
 
@@ -385,6 +386,7 @@ mod tests {
                 grants: vec![],
             }),
             access_key_id: None,
+            manifest: None,
         };
         assert!(authorize(&owner, Permission::Manage, &data(ds())).is_ok());
         let bucket = Resource::Bucket {

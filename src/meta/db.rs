@@ -63,6 +63,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0005_inline_objects",
         include_str!("../../migrations/0005_inline_objects.sql"),
     ),
+    (
+        "0006_checkout",
+        include_str!("../../migrations/0006_checkout.sql"),
+    ),
 ];
 
 fn open(path: &Path, read_only: bool) -> Result<Connection, Error> {
