@@ -171,13 +171,15 @@ impl Writer {
     /// Ends the output: the tail goes to the copy first, then (once the copy is
     /// committed) to the client.
     fn finish(mut self, tail: &[u8]) {
+        if self.tee.is_none() {
+            self.buf.extend_from_slice(tail);
+            self.flush();
+            return;
+        }
+        self.flush();
         match self.tee.take() {
-            None => {
-                self.buf.extend_from_slice(tail);
-                self.flush();
-            }
+            None => {}
             Some(tee) => {
-                self.flush();
                 let Tee { tx, done } = tee;
                 let _ = tx.blocking_send(Ok(Bytes::copy_from_slice(tail)));
                 drop(tx);
