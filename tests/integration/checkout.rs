@@ -441,7 +441,8 @@ async fn cart_rules_bad_input_and_visibility() {
     let (st, v, _) = api_as(app, nora, "POST", "/cart/checkout", "").await;
     assert_eq!(st, 409, "empty cart: {v}");
     // Bad input.
-    let cases: Vec<(&str, &str, String, u16, &str, Option<&str>)> = vec![
+    type Case<'a> = (&'a str, &'a str, String, u16, &'a str, Option<&'a str>);
+    let cases: Vec<Case> = vec![
         (
             "POST",
             "/cart",
