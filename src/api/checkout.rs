@@ -33,15 +33,12 @@ fn path_id(raw: &str, what: &str) -> Result<i64, Error> {
         .ok_or_else(|| Error::NotFound(format!("{what} {raw:?} does not exist")))
 }
 
-/// Runs a cart/manifest read with typed errors.
+/// Runs a cart/manifest read.
 async fn read<R: Send + 'static>(
     app: &AppState,
     f: impl FnOnce(&rusqlite::Connection) -> Result<R, checkout::Error> + Send + 'static,
 ) -> Result<R, Error> {
-    app.iam
-        .read(move |conn| f(conn).map_err(to_iam))
-        .await
-        .map_err(Error::from)
+    Ok(checkout::read(&app.db, f).await?)
 }
 
 /// Carries a checkout error through the identity layer's typed-error plumbing.
@@ -98,15 +95,15 @@ pub async fn add_to_cart(
     ApiJson(body): ApiJson<NewCartItem>,
 ) -> Result<impl IntoResponse, Error> {
     let prefix = body.prefix.unwrap_or_default();
-    store::validate_prefix(&prefix).map_err(to_iam)?;
+    store::validate_prefix(&prefix)?;
     let dataset = body.dataset;
     let d = read(&app, move |conn| store::dataset_target(conn, dataset)).await?;
     may_read(&who, &d)?;
     let uid = who.user.id;
-    let item = app
-        .iam
-        .change(move |conn, _| store::add_item(conn, uid, dataset, &prefix).map_err(to_iam))
-        .await?;
+    let item = checkout::write(&app.db, move |conn| {
+        store::add_item(conn, uid, dataset, &prefix)
+    })
+    .await?;
     Ok((StatusCode::CREATED, Json(item)))
 }
 
@@ -120,9 +117,7 @@ pub async fn delete_cart_item(
 ) -> Result<StatusCode, Error> {
     let id = path_id(&item, "cart item")?;
     let uid = who.user.id;
-    app.iam
-        .change(move |conn, _| store::delete_item(conn, uid, id).map_err(to_iam))
-        .await?;
+    checkout::write(&app.db, move |conn| store::delete_item(conn, uid, id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -21,6 +21,8 @@ pub mod presign;
 pub mod render;
 pub mod store;
 
+use std::sync::{Arc, Mutex};
+
 use serde::{Deserialize, Serialize};
 
 use crate::meta;
@@ -50,6 +52,61 @@ impl Error {
             message: message.into(),
         }
     }
+}
+
+/// Runs `f` in the metadata writer's transaction, keeping its typed error (the
+/// writer itself only carries `meta::Error`).
+pub async fn write<R: Send + 'static>(
+    db: &meta::Db,
+    f: impl FnOnce(&rusqlite::Connection) -> Result<R, Error> + Send + 'static,
+) -> Result<R, Error> {
+    let slot: Arc<Mutex<Option<Error>>> = Arc::new(Mutex::new(None));
+    let slot2 = slot.clone();
+    db.write(move |conn| {
+        f(conn).map_err(|e| match e {
+            Error::Db(e) => e,
+            typed => {
+                if let Ok(mut s) = slot2.lock() {
+                    *s = Some(typed);
+                }
+                meta::Error::Corrupt("checkout change refused".into())
+            }
+        })
+    })
+    .await
+    .map_err(|e| {
+        slot.lock()
+            .ok()
+            .and_then(|mut s| s.take())
+            .unwrap_or(Error::Db(e))
+    })
+}
+
+/// Runs a read with typed errors, like [`write`].
+pub async fn read<R: Send + 'static>(
+    db: &meta::Db,
+    f: impl FnOnce(&rusqlite::Connection) -> Result<R, Error> + Send + 'static,
+) -> Result<R, Error> {
+    let slot: Arc<Mutex<Option<Error>>> = Arc::new(Mutex::new(None));
+    let slot2 = slot.clone();
+    db.read(move |conn| {
+        f(conn).map_err(|e| match e {
+            Error::Db(e) => e,
+            typed => {
+                if let Ok(mut s) = slot2.lock() {
+                    *s = Some(typed);
+                }
+                meta::Error::Corrupt("checkout read refused".into())
+            }
+        })
+    })
+    .await
+    .map_err(|e| {
+        slot.lock()
+            .ok()
+            .and_then(|mut s| s.take())
+            .unwrap_or(Error::Db(e))
+    })
 }
 
 impl From<rusqlite::Error> for Error {

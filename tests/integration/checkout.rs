@@ -592,6 +592,21 @@ async fn cart_rules_bad_input_and_visibility() {
     assert_eq!(st, 404);
     let (st, _) = root(app, "GET", &format!("/manifests/{mid}"), Value::Null).await;
     assert_eq!(st, 200);
+    // The routes are in the OpenAPI document.
+    let (st, doc) = root(app, "GET", "/openapi.json", Value::Null).await;
+    assert_eq!(st, 200);
+    for path in [
+        "/cart",
+        "/cart/{item}",
+        "/cart/checkout",
+        "/manifests",
+        "/manifests/{id}",
+    ] {
+        assert!(
+            doc["paths"][path].is_object(),
+            "{path} missing from the OpenAPI document"
+        );
+    }
 }
 
 #[tokio::test]
