@@ -5,8 +5,6 @@
 //! object; its metadata is committed *before* the last chunk goes out, so a client
 //! that has the whole response can fetch the object at once.
 
-use std::convert::Infallible;
-
 use axum::body::Body;
 use bytes::Bytes;
 use md5::Digest;
@@ -61,12 +59,12 @@ pub fn body(db: Db, r: Render, copy: Option<StoredCopy>) -> Body {
 
 /// The channel into the stored copy and the answer of its commit.
 struct Tee {
-    tx: mpsc::Sender<Result<Bytes, Infallible>>,
+    tx: mpsc::Sender<Chunk>,
     done: oneshot::Receiver<Result<(), String>>,
 }
 
 fn start_copy(db: Db, c: StoredCopy) -> Tee {
-    let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(8);
+    let (tx, rx) = mpsc::channel::<Chunk>(8);
     let (done_tx, done) = oneshot::channel();
     tokio::spawn(async move {
         let stream = futures_util::stream::unfold(rx, |mut rx| async move {
@@ -90,7 +88,7 @@ impl crate::storage::Observer for Md5 {
 async fn store_copy(
     db: Db,
     c: StoredCopy,
-    stream: impl futures_util::Stream<Item = Result<Bytes, Infallible>>,
+    stream: impl futures_util::Stream<Item = Chunk>,
 ) -> Result<(), String> {
     let (blob, md5) = c
         .blobs
@@ -194,9 +192,14 @@ impl Writer {
         }
     }
 
-    /// Aborts the response (the client sees a truncated body, not a valid document).
+    /// Aborts the response (the client sees a truncated body, not a valid document)
+    /// and the stored copy (its blob is discarded, no object is committed).
     fn fail(&mut self, message: String) {
         tracing::warn!(error = %message, "streaming a manifest failed");
+        if let Some(t) = self.tee.take() {
+            let _ =
+                t.tx.blocking_send(Err(std::io::Error::other(message.clone())));
+        }
         let _ = self.tx.blocking_send(Err(std::io::Error::other(message)));
     }
 }
