@@ -443,6 +443,7 @@ mod tests {
                 grants,
             }),
             access_key_id: None,
+            manifest: None,
         }
     }
 
@@ -490,6 +491,7 @@ mod tests {
                 grants: vec![],
             }),
             access_key_id: None,
+            manifest: None,
         };
         assert!(authorize(&owner, Permission::Manage, &data(ds())).is_ok());
         let bucket = Resource::Bucket {

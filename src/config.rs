@@ -31,6 +31,32 @@ pub struct Settings {
     pub log: LogSettings,
     pub zones: ZoneSettings,
     pub audit: AuditSettings,
+    pub checkout: CheckoutSettings,
+}
+
+/// `[checkout]`: manifests of presigned links made from a cart.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CheckoutSettings {
+    /// Lifetime of a manifest's links when checkout names none, in seconds (default
+    /// 14400, 4 hours).
+    pub default_expiry_secs: u64,
+    /// Longest lifetime a checkout may ask for, in seconds (default and at most 604800,
+    /// 7 days: the SigV4 limit for presigned URLs).
+    pub max_expiry_secs: u64,
+    /// Bucket holding every manifest as an object `<user>/<id>.json`, readable by its
+    /// owner through S3 (default `tarn-manifests`; created on first checkout).
+    pub manifest_bucket: String,
+}
+
+impl Default for CheckoutSettings {
+    fn default() -> Self {
+        CheckoutSettings {
+            default_expiry_secs: 4 * 3600,
+            max_expiry_secs: 7 * 24 * 3600,
+            manifest_bucket: "tarn-manifests".into(),
+        }
+    }
 }
 
 /// `[audit]`: the audit trail.
@@ -287,6 +313,26 @@ impl Settings {
             return Err(Error::Invalid {
                 key: "server.request_timeout_secs",
                 message: "must be positive".into(),
+            });
+        }
+        let c = &self.checkout;
+        if c.max_expiry_secs == 0 || c.max_expiry_secs > 7 * 24 * 3600 {
+            return Err(Error::Invalid {
+                key: "checkout.max_expiry_secs",
+                message: "must be between 1 and 604800 (7 days, the SigV4 limit)".into(),
+            });
+        }
+        if c.default_expiry_secs == 0 || c.default_expiry_secs > c.max_expiry_secs {
+            return Err(Error::Invalid {
+                key: "checkout.default_expiry_secs",
+                message: "must be between 1 and checkout.max_expiry_secs".into(),
+            });
+        }
+        if !crate::s3::endpoint::valid_bucket_name(&c.manifest_bucket) || c.manifest_bucket == "api"
+        {
+            return Err(Error::Invalid {
+                key: "checkout.manifest_bucket",
+                message: "must be a valid S3 bucket name".into(),
             });
         }
         if self.tls.cert.is_some() != self.tls.key.is_some() {

@@ -23,6 +23,7 @@ pub mod app;
 pub mod audit;
 pub mod authz;
 pub mod catalog;
+pub mod checkout;
 pub mod config;
 pub mod credentials;
 pub mod iam;

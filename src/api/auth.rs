@@ -119,6 +119,12 @@ async fn authenticate(app: &AppState, req: Request) -> Result<(Request, Principa
         .iam
         .principal_for_key(&verified.access_key_id)
         .ok_or_else(|| auth_error(AuthError::InvalidAccessKeyId))?;
+    if who.manifest.is_some() {
+        // Least privilege: a manifest's credential only downloads its objects (S3).
+        return Err(Error::AccessDenied(
+            "a manifest's credential may only download the objects the manifest lists".into(),
+        ));
+    }
     parts.extensions.insert(who.clone());
     Ok((Request::from_parts(parts, Body::from(bytes)), who))
 }

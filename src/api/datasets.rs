@@ -72,6 +72,7 @@ pub async fn create_dataset(
 ) -> Result<impl IntoResponse, Error> {
     // Registering data in a bucket takes write on it (or its zone); naming someone
     // else as the owner takes an admin.
+    not_the_manifest_bucket(&app, &body.bucket)?;
     authz::authorize_bucket(&app.db, &who, Permission::Write, &body.bucket).await?;
     if body.owner.as_deref().is_some_and(|o| o != who.name()) && !who.is_admin() {
         return Err(Error::AccessDenied(
@@ -142,7 +143,22 @@ pub async fn patch_dataset(
     let id = dataset_id(&id)?;
     let current = catalog::datasets::get(&app.db, id).await?;
     may(&app, &who, Permission::Manage, &current).await?;
+    if let Some(b) = &patch.bucket {
+        not_the_manifest_bucket(&app, b)?;
+    }
     Ok(Json(catalog::datasets::update(&app.db, id, patch).await?))
+}
+
+/// Datasets may not cover the bucket of stored checkout manifests: a checkout of such
+/// a dataset would hand out links to other users' manifests (and their links).
+fn not_the_manifest_bucket(app: &AppState, bucket: &str) -> Result<(), Error> {
+    if bucket == app.settings.checkout.manifest_bucket {
+        return Err(Error::field(
+            "bucket",
+            format!("bucket {bucket:?} holds checkout manifests; it cannot hold datasets"),
+        ));
+    }
+    Ok(())
 }
 
 /// Result of a delete.

@@ -192,6 +192,18 @@ impl From<crate::iam::Error> for Error {
     }
 }
 
+impl From<crate::checkout::Error> for Error {
+    fn from(e: crate::checkout::Error) -> Error {
+        use crate::checkout::Error as C;
+        match e {
+            C::Invalid { field, message } => Error::InvalidField { field, message },
+            C::NotFound(m) => Error::NotFound(m),
+            C::Conflict(m) => Error::Conflict(m),
+            C::Db(e) => e.into(),
+        }
+    }
+}
+
 impl From<crate::authz::AuthzError> for Error {
     fn from(e: crate::authz::AuthzError) -> Error {
         match e {

@@ -9,6 +9,7 @@
 
 mod audit;
 pub mod auth;
+mod checkout;
 mod datasets;
 pub mod error;
 pub mod extract;
@@ -29,14 +30,15 @@ pub use error::Error;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Tarn REST API", description = "Zones, datasets, schema, crawl, search, \
-        users, access keys, tokens, grants and the audit trail. \
+        users, access keys, tokens, grants, the audit trail, and the cart with checkout \
+        manifests of presigned links. \
         Every request is signed with SigV4 like an S3 request \
         (curl --aws-sigv4 \"aws:amz:us-east-1:s3\" --user KEY:SECRET) \
         or carries a bearer token from POST /tokens."),
     servers((url = "/api/v1")),
     components(schemas(error::ErrorDoc, error::ErrorBody)),
     tags((name = "zones"), (name = "governance"), (name = "datasets"), (name = "search"),
-        (name = "users"), (name = "grants"), (name = "audit"))
+        (name = "users"), (name = "grants"), (name = "audit"), (name = "checkout"))
 )]
 struct ApiDoc;
 
@@ -77,6 +79,11 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(iam::delete_grant))
         .routes(routes!(audit::query_audit))
         .routes(routes!(audit::export_audit))
+        .routes(routes!(checkout::get_cart, checkout::add_to_cart))
+        .routes(routes!(checkout::delete_cart_item))
+        .routes(routes!(checkout::checkout))
+        .routes(routes!(checkout::list_manifests))
+        .routes(routes!(checkout::get_manifest, checkout::delete_manifest))
         .split_for_parts()
 }
 

@@ -182,6 +182,24 @@ pub struct Principal {
     pub user: Arc<User>,
     /// The access key that signed the request (`None` for a bearer token).
     pub access_key_id: Option<String>,
+    /// Set when the key is the credential of a checkout manifest: `user` is then the
+    /// synthetic member `manifest:{id}` without grants, and the S3 layer allows only
+    /// downloads of the manifest's entries (see `crate::checkout::access`).
+    pub manifest: Option<Arc<ManifestScope>>,
+}
+
+/// What a manifest credential stands for.
+#[derive(Debug)]
+pub struct ManifestScope {
+    /// The manifest's id.
+    pub id: i64,
+    /// The user who checked it out (links stop working if they lose read).
+    pub owner: Arc<User>,
+}
+
+/// The synthetic principal name of manifest `id` (user names cannot contain `:`).
+pub fn manifest_principal_name(id: i64) -> String {
+    format!("manifest:{id}")
 }
 
 impl Principal {
@@ -201,6 +219,14 @@ struct KeyEntry {
     enabled: bool,
 }
 
+struct ManifestKeyEntry {
+    manifest_id: i64,
+    owner_id: i64,
+    secret: String,
+    /// `manifest:{id}`, a member without grants.
+    user: Arc<User>,
+}
+
 struct TokenEntry {
     user_id: i64,
     expires_at: Option<i64>,
@@ -212,6 +238,8 @@ pub struct Snapshot {
     version: i64,
     users: HashMap<i64, Arc<User>>,
     keys: HashMap<String, KeyEntry>,
+    /// Credentials of checkout manifests, by access key id.
+    manifest_keys: HashMap<String, ManifestKeyEntry>,
     tokens: HashMap<[u8; 32], TokenEntry>,
 }
 
@@ -343,6 +371,17 @@ impl Iam {
     /// use. `None` if the key vanished or was disabled in between.
     pub fn principal_for_key(&self, access_key_id: &str) -> Option<Principal> {
         let snap = self.snapshot();
+        if let Some(m) = snap.manifest_keys.get(access_key_id) {
+            let owner = snap.users.get(&m.owner_id)?.clone();
+            return Some(Principal {
+                user: m.user.clone(),
+                access_key_id: Some(access_key_id.to_string()),
+                manifest: Some(Arc::new(ManifestScope {
+                    id: m.manifest_id,
+                    owner,
+                })),
+            });
+        }
         let k = snap.keys.get(access_key_id).filter(|k| k.enabled)?;
         let user = snap.users.get(&k.user_id)?.clone();
         if let Ok(mut m) = self.last_used.lock() {
@@ -351,6 +390,7 @@ impl Iam {
         Some(Principal {
             user,
             access_key_id: Some(access_key_id.to_string()),
+            manifest: None,
         })
     }
 
@@ -365,6 +405,7 @@ impl Iam {
         Some(Principal {
             user,
             access_key_id: None,
+            manifest: None,
         })
     }
 
@@ -409,6 +450,9 @@ fn into_meta(e: Error) -> meta::Error {
 impl SecretLookup for Iam {
     fn secret_for(&self, access_key_id: &str) -> Option<String> {
         let snap = self.snapshot();
+        if let Some(m) = snap.manifest_keys.get(access_key_id) {
+            return Some(m.secret.clone());
+        }
         snap.keys
             .get(access_key_id)
             .filter(|k| k.enabled)

@@ -141,6 +141,40 @@ pub fn load_snapshot(conn: &Connection, key: &MasterKey) -> Result<Snapshot, Err
             },
         );
     }
+    // Credentials of live manifests (expired links fail on their expiry anyway).
+    let mut manifest_keys = HashMap::new();
+    let mut stmt = conn.prepare(
+        "SELECT id, user_id, access_key_id, sealed_secret FROM manifests
+         WHERE access_key_id IS NOT NULL AND expires_at > ?1",
+    )?;
+    let mut rows = stmt.query([now_millis()])?;
+    while let Some(r) = rows.next()? {
+        let manifest_id: i64 = r.get(0)?;
+        let id: String = r.get(2)?;
+        let sealed: Vec<u8> = r.get(3)?;
+        let Some(secret) = key.open(&id, &sealed) else {
+            tracing::warn!(
+                manifest = manifest_id,
+                "cannot decrypt the credential of a manifest; its links are unusable"
+            );
+            continue;
+        };
+        manifest_keys.insert(
+            id,
+            super::ManifestKeyEntry {
+                manifest_id,
+                owner_id: r.get(1)?,
+                secret,
+                user: Arc::new(User {
+                    id: -manifest_id,
+                    name: super::manifest_principal_name(manifest_id),
+                    role: Role::Member,
+                    groups: Vec::new(),
+                    grants: Vec::new(),
+                }),
+            },
+        );
+    }
     let mut tokens = HashMap::new();
     let mut stmt = conn.prepare("SELECT token_hash, user_id, expires_at FROM api_tokens")?;
     let mut rows = stmt.query([])?;
@@ -161,6 +195,7 @@ pub fn load_snapshot(conn: &Connection, key: &MasterKey) -> Result<Snapshot, Err
         version,
         users,
         keys,
+        manifest_keys,
         tokens,
     })
 }

@@ -68,7 +68,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0005_inline_objects",
         include_str!("../../migrations/0005_inline_objects.sql"),
     ),
-    // 0006 is reserved for another branch (carts); merge it in before this one.
+    (
+        "0006_checkout",
+        include_str!("../../migrations/0006_checkout.sql"),
+    ),
     (
         "0007_search_facets",
         include_str!("../../migrations/0007_search_facets.sql"),

@@ -15,7 +15,9 @@ pub mod zones;
 pub use buckets::Bucket;
 pub use db::Db;
 pub use multipart::{CompletePart, CompleteRequest, PartRow, Upload, UploadList, UploadListing};
-pub use objects::{DeleteOutcome, ListEntry, ListParams, Listing, WriteCondition};
+pub use objects::{
+    DeleteOutcome, ListEntry, ListParams, Listing, WriteCondition, prefix_successor,
+};
 pub use types::{
     Checksum, ChecksumAlgorithm, ChecksumType, ObjectHeaders, ObjectMeta, Segment, Tags,
 };

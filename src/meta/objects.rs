@@ -196,7 +196,7 @@ fn sized(o: &ObjectMeta) -> Version {
 
 /// The smallest string greater than every string that starts with `s`, or `None`
 /// if there is none (`s` ends in `char::MAX`).
-pub(super) fn prefix_successor(s: &str) -> Option<String> {
+pub fn prefix_successor(s: &str) -> Option<String> {
     let mut chars: Vec<char> = s.chars().collect();
     while let Some(last) = chars.pop() {
         let mut next = last as u32 + 1;

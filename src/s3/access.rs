@@ -59,6 +59,9 @@ pub async fn authorize(ctx: &Ctx, who: &Principal) -> Result<(), S3Error> {
     if who.is_admin() {
         return Ok(());
     }
+    if let Some(decided) = crate::checkout::access::manifest_bucket(ctx, who) {
+        return decided;
+    }
     let db = &ctx.app.db;
     let bucket = ctx.route.bucket.as_deref().unwrap_or("");
     let key = ctx.route.key.as_deref().unwrap_or("");

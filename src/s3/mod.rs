@@ -273,7 +273,7 @@ async fn dispatch(
     };
     principal.clone_from(&who);
 
-    let ctx = Ctx {
+    let mut ctx = Ctx {
         app,
         request_id,
         route,
@@ -282,8 +282,15 @@ async fn dispatch(
         verified,
         principal: who,
     };
-    if let Some(who) = &ctx.principal {
-        access::authorize(&ctx, who).await.map_err(|e| (e, op))?;
+    match ctx.principal.clone() {
+        // A checkout manifest's credential: its own, narrower rules.
+        Some(who) if who.manifest.is_some() => {
+            crate::checkout::access::authorize_link(&mut ctx, &who)
+                .await
+                .map_err(|e| (e, op))?
+        }
+        Some(who) => access::authorize(&ctx, &who).await.map_err(|e| (e, op))?,
+        None => {}
     }
     let iam = (route_deletes_grants(&ctx.route.endpoint)).then(|| ctx.app.iam.clone());
     let resp = handlers::dispatch(ctx, body).await.map_err(|e| (e, op))?;

@@ -8,6 +8,7 @@ mod auth;
 mod authz;
 mod buckets;
 mod catalog;
+mod checkout;
 mod chunked;
 mod copy;
 mod edge;
