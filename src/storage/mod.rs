@@ -169,9 +169,15 @@ pub trait Observer: Send + 'static {
 }
 
 enum Chunk {
-    Data(Bytes),
+    /// Body chunks in order, batched (see [`BATCH`]).
+    Data(Vec<Bytes>),
     End,
 }
+
+/// Body bytes gathered before they are handed to the writing thread. hyper yields a
+/// large body in chunks of at most its read buffer (32 KiB here); one channel message
+/// and thread wake-up per chunk cost more than hashing it, so chunks travel in batches.
+const BATCH: usize = 1 << 20;
 
 /// Write-behind for large blobs: once [`WriteBehind::WINDOW`] bytes are written since the
 /// last call, start their writeback and wait for the window before, so the disk works
@@ -278,12 +284,14 @@ impl BlobStore {
         S: Stream<Item = Result<Bytes, E>>,
         H: Observer,
     {
-        let (tx, rx) = mpsc::channel::<Chunk>(8);
+        let (tx, rx) = mpsc::channel::<Chunk>(4);
         let store = self.clone();
         let writer = tokio::task::spawn_blocking(move || store.write_blocking(rx, observe));
         let mut body = std::pin::pin!(body);
         let mut total: u64 = 0;
         let mut failure = None;
+        let mut batch = Vec::new();
+        let mut batched = 0usize;
         while let Some(item) = body.next().await {
             match item {
                 Ok(bytes) => {
@@ -292,8 +300,13 @@ impl BlobStore {
                         failure = Some(WriteError::Store(Error::TooLarge));
                         break;
                     }
-                    if tx.send(Chunk::Data(bytes)).await.is_err() {
-                        break; // the writer failed; its error is returned below
+                    batched += bytes.len();
+                    batch.push(bytes);
+                    if batched >= BATCH {
+                        batched = 0;
+                        if tx.send(Chunk::Data(std::mem::take(&mut batch))).await.is_err() {
+                            break; // the writer failed; its error is returned below
+                        }
                     }
                 }
                 Err(e) => {
@@ -303,6 +316,9 @@ impl BlobStore {
             }
         }
         if failure.is_none() {
+            if !batch.is_empty() {
+                let _ = tx.send(Chunk::Data(batch)).await;
+            }
             let _ = tx.send(Chunk::End).await;
         }
         drop(tx);
@@ -330,10 +346,12 @@ impl BlobStore {
         let mut behind = WriteBehind::default();
         loop {
             match rx.blocking_recv() {
-                Some(Chunk::Data(b)) => {
-                    observe.observe(&b);
-                    file.write_all(&b).map_err(io_err("write", &tmp_path))?;
-                    size += b.len() as u64;
+                Some(Chunk::Data(batch)) => {
+                    for b in batch {
+                        observe.observe(&b);
+                        file.write_all(&b).map_err(io_err("write", &tmp_path))?;
+                        size += b.len() as u64;
+                    }
                     if self.inner.fsync {
                         behind.wrote(&file, size);
                     }
