@@ -3,8 +3,9 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use md5::{Digest as _, Md5};
+use md5::Md5;
 use sha1::Sha1;
+use sha2::Digest as _;
 use sha2::Sha256;
 
 use crate::meta::ChecksumAlgorithm;
@@ -54,7 +55,9 @@ impl Running {
 
 /// Everything computed over a body as it streams to disk.
 pub struct BodyHashers {
-    md5: Md5,
+    /// `None` only in the halves of a [`split`](crate::storage::Observer::split) that
+    /// do not hash MD5, until they are joined again.
+    md5: Option<Md5>,
     /// SHA-256 of the payload, when the signature covers it.
     payload_sha256: Option<Sha256>,
     checksum: Option<(ChecksumAlgorithm, Running)>,
@@ -72,7 +75,7 @@ impl BodyHashers {
     /// Hashers for MD5, plus the payload SHA-256 and a checksum when asked.
     pub fn new(payload_sha256: bool, checksum: Option<ChecksumAlgorithm>) -> BodyHashers {
         BodyHashers {
-            md5: Md5::new(),
+            md5: Some(<Md5 as md5::Digest>::new()),
             payload_sha256: payload_sha256.then(Sha256::new),
             checksum: checksum.map(|a| (a, Running::new(a))),
         }
@@ -80,7 +83,9 @@ impl BodyHashers {
 
     /// Feeds a chunk to every hasher.
     pub fn update(&mut self, data: &[u8]) {
-        self.md5.update(data);
+        if let Some(h) = &mut self.md5 {
+            md5::Digest::update(h, data);
+        }
         if let Some(h) = &mut self.payload_sha256 {
             h.update(data);
         }
@@ -92,7 +97,7 @@ impl BodyHashers {
     /// Finishes every hasher.
     pub fn finish(self) -> BodyDigests {
         BodyDigests {
-            md5: self.md5.finalize().into(),
+            md5: md5::Digest::finalize(self.md5.unwrap_or_default()).into(),
             payload_sha256: self.payload_sha256.map(|h| h.finalize().into()),
             checksum: self.checksum.map(|(a, r)| (a, B64.encode(r.finish()))),
         }
@@ -225,6 +230,23 @@ fn crc64_combine(crc1: u64, crc2: u64, len2: u64, reflected_poly: u64) -> u64 {
 impl crate::storage::Observer for BodyHashers {
     fn observe(&mut self, data: &[u8]) {
         self.update(data);
+    }
+
+    /// MD5 goes to a thread of its own: it is the most expensive hash (about three times
+    /// SHA-256 with the CPU's SHA extensions, which the writing thread keeps) and cannot
+    /// itself be parallelized.
+    fn split(&mut self) -> Option<BodyHashers> {
+        Some(BodyHashers {
+            md5: Some(self.md5.take()?),
+            payload_sha256: None,
+            checksum: None,
+        })
+    }
+
+    fn join(&mut self, other: BodyHashers) {
+        if other.md5.is_some() {
+            self.md5 = other.md5;
+        }
     }
 }
 

@@ -108,6 +108,54 @@ pub fn disk_write_read(dir: &Path, mib: usize) -> Result<(f64, f64)> {
     Ok((write, read))
 }
 
+/// Like the write half of [`disk_write_read`], but starting the writeback of every 8 MiB
+/// as soon as it is written (`sync_file_range`) and waiting for the window before, so
+/// the disk works while the writer does: the ceiling for a server that streams a body
+/// to disk and fsyncs it. A plain write-then-fsync lets dirty pages pile up until the
+/// kernel throttles the writer, which on some machines is several times slower.
+pub fn disk_write_behind(dir: &Path, mib: usize) -> Result<f64> {
+    use std::os::fd::AsRawFd;
+    const WINDOW: u64 = 8 << 20;
+    let path = dir.join("limit-seq-wb.bin");
+    let chunk = vec![0x5Au8; 1 << 20];
+    let start = Instant::now();
+    let mut f = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(&path)?;
+    let (mut written, mut started, mut waited) = (0u64, 0u64, 0u64);
+    let sync = |f: &File, off: u64, len: u64, flags: u32| -> std::io::Result<()> {
+        // SAFETY: plain syscall on a descriptor borrowed for the call.
+        let rc = unsafe { libc::sync_file_range(f.as_raw_fd(), off as i64, len as i64, flags) };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    };
+    for _ in 0..mib {
+        f.write_all(&chunk)?;
+        written += chunk.len() as u64;
+        if written - started >= WINDOW {
+            sync(&f, started, written - started, libc::SYNC_FILE_RANGE_WRITE)?;
+            if started > waited {
+                let all = libc::SYNC_FILE_RANGE_WAIT_BEFORE
+                    | libc::SYNC_FILE_RANGE_WRITE
+                    | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+                sync(&f, waited, started - waited, all)?;
+            }
+            waited = started;
+            started = written;
+        }
+    }
+    f.sync_all()?;
+    let rate = mib as f64 / start.elapsed().as_secs_f64();
+    drop(f);
+    fs::remove_file(&path)?;
+    Ok(rate)
+}
+
 /// Creates `count` 4 KiB files, each written and fsynced (file, then its directory, as a
 /// durable store must), from `threads` threads at once: files/s.
 pub fn small_files(dir: &Path, count: usize, threads: usize, size: usize) -> Result<f64> {

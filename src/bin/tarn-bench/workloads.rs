@@ -45,7 +45,7 @@ pub fn small_bodies(n: usize, size: usize) -> Vec<SmallBody> {
             let data = pseudo_random(i as u64 + 1, size);
             SmallBody {
                 sha256: hex::encode(Sha256::digest(&data)),
-                md5: hex::encode(Md5::digest(&data)),
+                md5: hex::encode(<Md5 as md5::Digest>::digest(&data)),
                 data: Bytes::from(data),
             }
         })
@@ -106,9 +106,10 @@ impl Pattern {
                 self.chunks(start, len).for_each(|c| h.update(&c));
                 hex::encode(h.finalize())
             });
-            let mut m = Md5::new();
-            self.chunks(start, len).for_each(|c| m.update(&c));
-            let md5: [u8; 16] = m.finalize().into();
+            let mut m = <Md5 as md5::Digest>::new();
+            self.chunks(start, len)
+                .for_each(|c| md5::Digest::update(&mut m, &c));
+            let md5: [u8; 16] = md5::Digest::finalize(m).into();
             (sha.join().expect("hash thread"), md5)
         });
         let h = (sha, md5);
@@ -711,7 +712,7 @@ pub async fn delete_objects(ep: &Ep, bucket: &str, keys: &[String]) -> Result<Me
     }
     xml.push_str("</Delete>");
     let xml = Bytes::from(xml);
-    let md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(&xml));
+    let md5 = base64::engine::general_purpose::STANDARD.encode(<Md5 as md5::Digest>::digest(&xml));
     let sha = hex::encode(Sha256::digest(&xml));
     let mut conn = Conn::connect(ep.addr).await?;
     let start = Instant::now();

@@ -214,6 +214,9 @@ pub fn ensure_space(ctx: &Ctx) -> Result<(), S3Error> {
 /// size are buffered, so at most `max_concurrent_requests` times this is held at once.
 pub const INLINE_MAX: u64 = 32 * 1024;
 
+/// Bodies from this size on are hashed on two threads (see [`crate::storage::BlobStore::write`]).
+pub const PARALLEL_HASH_MIN: u64 = 1 << 20;
+
 /// A small body held in memory, with its digests verified.
 pub struct InlineIngested {
     pub data: Bytes,
@@ -329,10 +332,17 @@ where
     S: Stream<Item = Result<Bytes, S3Error>>,
 {
     let hashers = BodyHashers::new(check.sha256.is_some(), want.algorithm);
+    // A thread of its own for MD5 pays off once hashing takes longer than the hand-off.
+    let parallel = declared_len(ctx).is_none_or(|l| l >= PARALLEL_HASH_MIN);
     let (blob, hashers) = ctx
         .app
         .blobs
-        .write(stream, ctx.app.settings.s3.max_object_size, hashers)
+        .write(
+            stream,
+            ctx.app.settings.s3.max_object_size,
+            hashers,
+            parallel,
+        )
         .await
         .map_err(|e| match e {
             WriteError::Body(e) => e,

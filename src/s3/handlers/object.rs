@@ -474,7 +474,12 @@ pub async fn copy_bytes(
     let (blob, hashers) = ctx
         .app
         .blobs
-        .write(stream, u64::MAX, BodyHashers::new(false, algorithm))
+        .write(
+            stream,
+            u64::MAX,
+            BodyHashers::new(false, algorithm),
+            len >= ingest::PARALLEL_HASH_MIN,
+        )
         .await
         .map_err(|e| match e {
             WriteError::Body(e) => S3Error::internal(e),
