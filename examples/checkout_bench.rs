@@ -22,7 +22,6 @@ use aws_sigv4::http_request::{
 };
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
-use md5::Digest;
 use tarn::catalog::{self, NewDataset};
 use tarn::meta::{Db, ObjectHeaders, ObjectMeta, WriteCondition, ZoneRules};
 
@@ -30,7 +29,7 @@ const ROOT_AK: &str = "BENCHROOTKEY";
 const ROOT_SK: &str = "bench-root-secret-0123456789";
 
 fn signed(method: &str, url: &str, body: &[u8]) -> Vec<(String, String)> {
-    let hash = hex::encode(sha2::Sha256::digest(body));
+    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(body));
     let identity: Identity = Credentials::new(ROOT_AK, ROOT_SK, None, None, "bench").into();
     let mut settings = SigningSettings::default();
     settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
@@ -91,7 +90,7 @@ async fn load(db: &Db, name: &str, prefix: &str, n: usize) -> i64 {
         let obj = ObjectMeta {
             key: format!("{prefix}year={}/part-{i:08}.csv", 2000 + i % 20),
             size: body.len() as u64,
-            etag: hex::encode(md5::Md5::digest(&body)),
+            etag: hex::encode(<md5::Md5 as md5::Digest>::digest(&body)),
             last_modified: 1_700_000_000_000 + i as i64,
             segments: Vec::new(),
             inline: true,
@@ -237,7 +236,7 @@ async fn main() {
                         assert_eq!(got.status().as_u16(), 200, "{url}");
                         let bytes = got.bytes().await.expect("bytes");
                         assert_eq!(
-                            hex::encode(md5::Md5::digest(&bytes)),
+                            hex::encode(<md5::Md5 as md5::Digest>::digest(&bytes)),
                             e["etag"].as_str().unwrap_or("")
                         );
                     }

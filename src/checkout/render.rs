@@ -92,7 +92,7 @@ async fn store_copy(
 ) -> Result<(), String> {
     let (blob, md5) = c
         .blobs
-        .write(stream, u64::MAX, Md5::default())
+        .write(stream, u64::MAX, Md5::default(), false)
         .await
         .map_err(|e| format!("writing the manifest object: {e:?}"))?;
     let size = blob.size;
