@@ -186,6 +186,16 @@ fn locate_in(
     )
 }
 
+/// The refusal for a bucket the caller may not use (or that does not exist: members
+/// are not told which).
+fn no_bucket_access(who: &Principal, perm: Permission, bucket: &str) -> AuthzError {
+    AuthzError::Denied(Denied(format!(
+        "user {} has no {} permission on bucket {bucket}",
+        who.name(),
+        perm.as_str()
+    )))
+}
+
 /// Authorizes `perm` on `key` (object or listing prefix) in `bucket`, resolving the
 /// location only when needed. A member asking about a bucket that does not exist
 /// is denied (existence is not revealed); an admin passes through to the handler's
@@ -203,13 +213,7 @@ pub async fn authorize_data(
     let loc = resolve_data(db, bucket, key)
         .await
         .map_err(AuthzError::Db)?
-        .ok_or_else(|| {
-            AuthzError::Denied(Denied(format!(
-                "user {} has no {} permission on bucket {bucket}",
-                who.name(),
-                perm.as_str()
-            )))
-        })?;
+        .ok_or_else(|| no_bucket_access(who, perm, bucket))?;
     authorize(
         who,
         perm,
@@ -252,11 +256,7 @@ pub async fn authorize_keys(
         .await
         .map_err(AuthzError::Db)?;
     let Some(located) = located else {
-        return Err(AuthzError::Denied(Denied(format!(
-            "user {} has no {} permission on bucket {bucket}",
-            who.name(),
-            perm.as_str()
-        ))));
+        return Err(no_bucket_access(who, perm, bucket));
     };
     Ok(located
         .into_iter()
@@ -288,13 +288,7 @@ pub async fn authorize_bucket(
     let loc = resolve_data(db, bucket, "")
         .await
         .map_err(AuthzError::Db)?
-        .ok_or_else(|| {
-            AuthzError::Denied(Denied(format!(
-                "user {} has no {} permission on bucket {bucket}",
-                who.name(),
-                perm.as_str()
-            )))
-        })?;
+        .ok_or_else(|| no_bucket_access(who, perm, bucket))?;
     authorize(
         who,
         perm,
