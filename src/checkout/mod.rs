@@ -21,8 +21,6 @@ pub mod presign;
 pub mod render;
 pub mod store;
 
-use std::sync::{Arc, Mutex};
-
 use serde::{Deserialize, Serialize};
 
 use crate::meta;
@@ -54,32 +52,12 @@ impl Error {
     }
 }
 
-/// Runs `f` in the metadata writer's transaction, keeping its typed error (the
-/// writer itself only carries `meta::Error`).
+/// Runs `f` in the metadata writer's transaction with checkout's typed errors.
 pub async fn write<R: Send + 'static>(
     db: &meta::Db,
     f: impl FnOnce(&rusqlite::Connection) -> Result<R, Error> + Send + 'static,
 ) -> Result<R, Error> {
-    let slot: Arc<Mutex<Option<Error>>> = Arc::new(Mutex::new(None));
-    let slot2 = slot.clone();
-    db.write(move |conn| {
-        f(conn).map_err(|e| match e {
-            Error::Db(e) => e,
-            typed => {
-                if let Ok(mut s) = slot2.lock() {
-                    *s = Some(typed);
-                }
-                meta::Error::Corrupt("checkout change refused".into())
-            }
-        })
-    })
-    .await
-    .map_err(|e| {
-        slot.lock()
-            .ok()
-            .and_then(|mut s| s.take())
-            .unwrap_or(Error::Db(e))
-    })
+    db.write_with(f).await
 }
 
 /// Runs a read with typed errors, like [`write`].
@@ -87,26 +65,7 @@ pub async fn read<R: Send + 'static>(
     db: &meta::Db,
     f: impl FnOnce(&rusqlite::Connection) -> Result<R, Error> + Send + 'static,
 ) -> Result<R, Error> {
-    let slot: Arc<Mutex<Option<Error>>> = Arc::new(Mutex::new(None));
-    let slot2 = slot.clone();
-    db.read(move |conn| {
-        f(conn).map_err(|e| match e {
-            Error::Db(e) => e,
-            typed => {
-                if let Ok(mut s) = slot2.lock() {
-                    *s = Some(typed);
-                }
-                meta::Error::Corrupt("checkout read refused".into())
-            }
-        })
-    })
-    .await
-    .map_err(|e| {
-        slot.lock()
-            .ok()
-            .and_then(|mut s| s.take())
-            .unwrap_or(Error::Db(e))
-    })
+    db.read_with(f).await
 }
 
 impl From<rusqlite::Error> for Error {

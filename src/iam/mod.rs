@@ -313,31 +313,14 @@ impl Iam {
         f: impl FnOnce(&rusqlite::Connection, &MasterKey) -> Result<R, Error> + Send + 'static,
     ) -> Result<R, Error> {
         let key = self.key.clone();
-        let slot: Arc<Mutex<Option<Error>>> = Arc::new(Mutex::new(None));
-        let slot2 = slot.clone();
         let res = self
             .db
-            .write(move |conn| match f(conn, &key) {
-                Ok(r) => {
-                    store::bump_version(conn)?;
-                    Ok(r)
-                }
-                Err(e) => {
-                    // Keep the typed error; the writer only carries `meta::Error`.
-                    if let Ok(mut s) = slot2.lock() {
-                        *s = Some(e);
-                    }
-                    Err(meta::Error::Corrupt("iam change refused".into()))
-                }
+            .write_with(move |conn| {
+                let r = f(conn, &key)?;
+                store::bump_version(conn)?;
+                Ok::<R, Error>(r)
             })
-            .await;
-        let res = match res {
-            Ok(r) => r,
-            Err(e) => {
-                let typed = slot.lock().ok().and_then(|mut s| s.take());
-                return Err(typed.unwrap_or(Error::Db(e)));
-            }
-        };
+            .await?;
         self.reload().await?;
         Ok(res)
     }
@@ -347,24 +330,7 @@ impl Iam {
         &self,
         f: impl FnOnce(&rusqlite::Connection) -> Result<R, Error> + Send + 'static,
     ) -> Result<R, Error> {
-        let slot: Arc<Mutex<Option<Error>>> = Arc::new(Mutex::new(None));
-        let slot2 = slot.clone();
-        self.db
-            .read(move |conn| {
-                f(conn).map_err(|e| {
-                    if let Ok(mut s) = slot2.lock() {
-                        *s = Some(e);
-                    }
-                    meta::Error::Corrupt("iam read failed".into())
-                })
-            })
-            .await
-            .map_err(|e| {
-                slot.lock()
-                    .ok()
-                    .and_then(|mut s| s.take())
-                    .unwrap_or(Error::Db(e))
-            })
+        self.db.read_with(f).await
     }
 
     /// The principal behind an access key that just verified a signature; records the

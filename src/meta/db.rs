@@ -151,6 +151,17 @@ impl Db {
         self.submit(f, false).await
     }
 
+    /// Like [`Db::write`] with the caller's own error type: a layer whose writes fail
+    /// with typed errors (IAM, checkout) gets them back as they were.
+    pub async fn write_with<R, E, F>(&self, f: F) -> Result<R, E>
+    where
+        F: FnOnce(&Connection) -> Result<R, E> + Send + 'static,
+        R: Send + 'static,
+        E: From<Error> + Send + 'static,
+    {
+        self.submit(f, false).await
+    }
+
     /// Like [`Db::write`] for work nobody waits on (audit records): it joins the next
     /// transaction that other writes start, or commits alone after [`LAZY_WAIT`], so
     /// under load it adds no commit of its own.
@@ -162,17 +173,18 @@ impl Db {
         self.submit(f, true).await
     }
 
-    async fn submit<R, F>(&self, f: F, lazy: bool) -> Result<R, Error>
+    async fn submit<R, E, F>(&self, f: F, lazy: bool) -> Result<R, E>
     where
-        F: FnOnce(&Connection) -> Result<R, Error> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, E> + Send + 'static,
         R: Send + 'static,
+        E: From<Error> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
         let job: WriteJob = Box::new(move |conn| {
             let res = f(conn);
             let ok = res.is_ok();
             let reply: Reply = Box::new(move |commit: Result<(), Error>| {
-                let _ = tx.send(commit.and(res));
+                let _ = tx.send(commit.map_err(E::from).and(res));
             });
             (ok, reply)
         });
@@ -191,7 +203,9 @@ impl Db {
                     .map_err(|_| Error::WriterGone)?
                     .map_err(|_| Error::WriterGone)?;
             }
-            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => return Err(Error::WriterGone),
+            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {
+                return Err(Error::WriterGone.into());
+            }
         }
         rx.await.map_err(|_| Error::WriterGone)?
     }
@@ -213,8 +227,18 @@ impl Db {
         F: FnOnce(&Connection) -> Result<R, Error> + Send + 'static,
         R: Send + 'static,
     {
+        self.read_with(f).await
+    }
+
+    /// Like [`Db::read`] with the caller's own error type (see [`Db::write_with`]).
+    pub async fn read_with<R, E, F>(&self, f: F) -> Result<R, E>
+    where
+        F: FnOnce(&Connection) -> Result<R, E> + Send + 'static,
+        R: Send + 'static,
+        E: From<Error> + Send + 'static,
+    {
         let db = self.clone();
-        tokio::task::spawn_blocking(move || db.read_blocking(f))
+        tokio::task::spawn_blocking(move || db.read_pooled(f))
             .await
             .map_err(|_| Error::WriterGone)?
     }
@@ -224,6 +248,13 @@ impl Db {
         &self,
         f: impl FnOnce(&Connection) -> Result<R, Error>,
     ) -> Result<R, Error> {
+        self.read_pooled(f)
+    }
+
+    fn read_pooled<R, E: From<Error>>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<R, E>,
+    ) -> Result<R, E> {
         let pooled = self.readers.lock().map_err(|_| Error::Poisoned)?.pop();
         let conn = match pooled {
             Some(c) => c,
@@ -392,5 +423,41 @@ mod tests {
         assert!(bad.is_err());
         good.expect("good");
         assert_eq!(db.read(count).await.expect("count"), before + 4);
+    }
+
+    #[derive(Debug)]
+    enum Typed {
+        Refused(&'static str),
+        Db(Error),
+    }
+
+    impl From<Error> for Typed {
+        fn from(e: Error) -> Typed {
+            Typed::Db(e)
+        }
+    }
+
+    #[tokio::test]
+    async fn typed_errors_come_back_as_they_were_and_change_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(&dir.path().join("t.db")).expect("open");
+        let before = db.read(count).await.expect("count");
+        let refused = db
+            .write_with(|conn| {
+                insert("x")(conn)?;
+                Err::<(), _>(Typed::Refused("no"))
+            })
+            .await;
+        assert!(matches!(refused, Err(Typed::Refused("no"))), "{refused:?}");
+        let read: Result<i64, Typed> = db.read_with(|conn| Ok(count(conn)?)).await;
+        assert_eq!(read.expect("read"), before);
+        let sql = db
+            .read_with(|conn| -> Result<(), Typed> {
+                conn.execute("SELECT * FROM no_such_table", [])
+                    .map_err(Error::from)?;
+                Ok(())
+            })
+            .await;
+        assert!(matches!(&sql, Err(Typed::Db(Error::Sqlite(_)))), "{sql:?}");
     }
 }
