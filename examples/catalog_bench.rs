@@ -392,14 +392,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }),
         ),
     ];
-    // Each query runs on the current implementation and on the reference one (the
-    // previous implementation, kept as the tests' oracle), alternating which goes
-    // first, so both see the same machine load; the results must agree. The
-    // reference gets its own handle (its own read connections and page caches), so
-    // its reads of the wide `datasets` rows do not evict what the current path uses.
+    // Each query runs on the in-memory index and on the SQL implementation (FTS5
+    // bm25 over every match), alternating which goes first, so both see the same
+    // machine load; the results must agree. The SQL path gets its own handle (its
+    // own read connections and page caches).
+    let index = std::sync::Arc::new(tarn::catalog::SearchIndex::new());
+    let rss_before = rss_mib();
+    let t = Instant::now();
+    let idx = index.clone();
+    db.read(move |conn| idx.refresh(conn)).await?;
+    println!(
+        "search index load: {} ms, process RSS {rss_before} -> {} MiB",
+        t.elapsed().as_millis(),
+        rss_mib()
+    );
     let db_ref = Db::open(&dir.join("tarn.db"))?;
     let mut all = [Vec::new(), Vec::new()];
-    println!("search: current | reference (p50 / p99 over {ROUNDS} queries per class)");
+    println!("search: in-memory index | SQL (p50 / p99 over {ROUNDS} queries per class)");
     for (name, make) in &classes {
         let mut lat = [Vec::new(), Vec::new()];
         let mut hits = 0u64;
@@ -409,9 +418,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             for k in [i % 2, 1 - i % 2] {
                 let t = Instant::now();
                 let r = if k == 0 {
-                    search::search(&db, q.clone()).await?
+                    search::search(&db, &index, q.clone()).await?
                 } else {
-                    search::search_reference(&db_ref, q.clone()).await?
+                    search::search_sql(&db_ref, q.clone()).await?
                 };
                 lat[k].push(t.elapsed());
                 res[k] = Some(r);
@@ -452,4 +461,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ms(percentile(&mut all[1], 0.99)),
     );
     Ok(())
+}
+
+/// This process's resident set size in MiB (0 where /proc is missing).
+fn rss_mib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kib| kib / 1024)
 }

@@ -36,6 +36,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Permits for concurrent requests (`server.max_concurrent_requests`).
     pub limiter: Arc<Semaphore>,
+    /// The in-memory search index over the catalog (loaded at start, kept fresh by
+    /// every search).
+    pub search: Arc<crate::catalog::SearchIndex>,
 }
 
 /// The request id, assigned by the outermost middleware and echoed as `x-amz-request-id`.
@@ -171,6 +174,7 @@ impl App {
                 audit,
                 metrics: Arc::new(Metrics::default()),
                 limiter,
+                search: Arc::new(crate::catalog::SearchIndex::new()),
             },
         })
     }
@@ -192,6 +196,13 @@ impl App {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let state = self.state.clone();
+        // Load the search index now rather than on the first search.
+        let (db, index) = (state.db.clone(), state.search.clone());
+        tokio::spawn(async move {
+            if let Err(e) = db.read(move |conn| index.refresh(conn)).await {
+                tracing::warn!(error = %e, "search index not loaded at start");
+            }
+        });
         let gc = tokio::spawn(upload_gc(state.clone()));
         let iam_task = tokio::spawn(state.iam.clone().maintain(Duration::from_secs(2)));
         let audit_cfg = &state.settings.audit;

@@ -264,5 +264,5 @@ pub async fn search_datasets(
         limit: limit_param(&q, 20, search::MAX_LIMIT)?,
         visibility: Visibility::of(&who),
     };
-    Ok(Json(search::search(&app.db, query).await?))
+    Ok(Json(search::search(&app.db, &app.search, query).await?))
 }

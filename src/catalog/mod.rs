@@ -9,10 +9,13 @@
 pub mod crawl;
 pub mod datasets;
 pub mod governance;
+pub mod index;
 pub mod search;
+mod tokenize;
 
 pub use datasets::{Dataset, DatasetFilter, DatasetPatch, NewDataset, Page};
 pub use governance::{Governance, ZoneRulesDoc};
+pub use index::SearchIndex;
 
 use crate::meta;
 

@@ -11,11 +11,14 @@ use rusqlite::{Connection, params};
 use serde::Serialize;
 
 use super::Error;
-use super::datasets::{Dataset, dataset_in, datasets_by_ids};
+use super::datasets::{Dataset, dataset_in};
+use super::index::{QueryTerm, SearchIndex};
+use super::tokenize::Tokenizer;
 use crate::meta::{self, Db, Zone};
 
 /// bm25 weights of (name, description, tags, columns, metadata): a hit in the name
-/// counts most, then tags and columns, then prose.
+/// counts most, then tags and columns, then prose. The in-memory index uses the
+/// same weights ([`super::index::WEIGHTS`]).
 const RANK: &str = "bm25(dataset_fts, 10.0, 2.0, 4.0, 4.0, 1.0)";
 
 /// Tag facets returned (the most frequent `key=value` pairs).
@@ -24,12 +27,12 @@ const TAG_FACETS: usize = 20;
 /// Facet counters while scanning the matches (hash maps: no allocation per row
 /// for values already seen).
 #[derive(Default)]
-struct FacetCounts {
-    zone: std::collections::HashMap<String, u64>,
-    format: std::collections::HashMap<String, u64>,
-    owner: std::collections::HashMap<String, u64>,
+pub(super) struct FacetCounts {
+    pub zone: std::collections::HashMap<String, u64>,
+    pub format: std::collections::HashMap<String, u64>,
+    pub owner: std::collections::HashMap<String, u64>,
     /// key -> value -> count (nested so that counting a seen tag allocates nothing).
-    tags: std::collections::HashMap<String, std::collections::HashMap<String, u64>>,
+    pub tags: std::collections::HashMap<String, std::collections::HashMap<String, u64>>,
 }
 
 fn count(map: &mut std::collections::HashMap<String, u64>, v: Option<&str>) {
@@ -93,6 +96,9 @@ pub fn index(conn: &Connection, id: i64) -> Result<(), meta::Error> {
 pub fn unindex(conn: &Connection, id: i64) -> Result<(), meta::Error> {
     conn.prepare_cached("DELETE FROM dataset_fts WHERE rowid = ?1")?
         .execute([id])?;
+    // Tell the in-memory index (changes to `datasets` itself log by trigger).
+    conn.prepare_cached("INSERT INTO search_log (dataset_id) VALUES (?1)")?
+        .execute([id])?;
     Ok(())
 }
 
@@ -101,24 +107,57 @@ pub fn unindex(conn: &Connection, id: i64) -> Result<(), meta::Error> {
 /// input can inject FTS5 syntax); a trailing `*` makes it a prefix query. Terms are
 /// ANDed. `None` if the input holds no word at all.
 pub fn fts_query(q: &str) -> Option<String> {
-    let mut parts = Vec::new();
+    let parts: Vec<String> = phrases(q)
+        .into_iter()
+        .map(|p| format!("\"{}\"{}", p.text, if p.prefix { "*" } else { "" }))
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(" "))
+}
+
+/// One phrase of a query: word characters separated by single spaces.
+struct Phrase {
+    text: String,
+    prefix: bool,
+}
+
+/// The phrases of user input, as [`fts_query`] describes.
+fn phrases(q: &str) -> Vec<Phrase> {
+    let mut out = Vec::new();
     for term in q.split_whitespace() {
-        let prefix = term.ends_with('*');
-        let words: Vec<String> = term
+        let words: Vec<&str> = term
             .split(|c: char| !c.is_alphanumeric())
             .filter(|w| !w.is_empty())
-            .map(str::to_string)
             .collect();
-        if words.is_empty() {
-            continue;
+        if !words.is_empty() {
+            out.push(Phrase {
+                text: words.join(" "),
+                prefix: term.ends_with('*'),
+            });
         }
-        let mut p = format!("\"{}\"", words.join(" "));
-        if prefix {
-            p.push('*');
-        }
-        parts.push(p);
     }
-    (!parts.is_empty()).then(|| parts.join(" "))
+    out
+}
+
+/// The query's phrases as tokens of the index's tokenizer (what FTS5 does with
+/// the [`fts_query`] string); `None` if a phrase has no token, a case left to SQL.
+fn query_terms(conn: &Connection, q: &str) -> Result<Option<Vec<Vec<QueryTerm>>>, meta::Error> {
+    let mut tokenizer = Tokenizer::new(conn)?;
+    let mut out = Vec::new();
+    for p in phrases(q) {
+        let mut words = Vec::new();
+        tokenizer.tokens(&p.text, |t| words.push(t.to_string()))?;
+        let Some(last) = words.pop() else {
+            return Ok(None);
+        };
+        let mut terms: Vec<QueryTerm> = words.into_iter().map(QueryTerm::Exact).collect();
+        terms.push(if p.prefix {
+            QueryTerm::Prefix(last)
+        } else {
+            QueryTerm::Exact(last)
+        });
+        out.push(terms);
+    }
+    Ok((!out.is_empty()).then_some(out))
 }
 
 /// A search request.
@@ -290,17 +329,18 @@ fn finish(
             .map(|((k, v), n)| (format!("{k}={v}"), n))
             .collect(),
     };
-    let ids: Vec<i64> = page.iter().map(|(id, _)| *id).collect();
-    let datasets = datasets_by_ids(conn, &ids)?;
-    let results = datasets
-        .into_iter()
-        .zip(page.iter())
-        .map(|(dataset, (_, s))| Hit {
-            // bm25 is "smaller is better" and negative; flip it for humans.
-            score: scored.then_some(-s),
-            dataset,
-        })
-        .collect();
+    let mut results = Vec::with_capacity(page.len());
+    for (id, s) in page {
+        // A hit can be missing from this snapshot only if a newer search already
+        // advanced the shared index past it: skip it rather than misalign.
+        if let Some(dataset) = dataset_in(conn, *id)? {
+            results.push(Hit {
+                // bm25 is "smaller is better" and negative; flip it for humans.
+                score: scored.then_some(-s),
+                dataset,
+            });
+        }
+    }
     let next_cursor = ((end as u64) < total).then(|| end.to_string());
     Ok(SearchResult {
         total,
@@ -324,7 +364,7 @@ fn count_tag(counts: &mut FacetCounts, k: &str, v: &str) {
 
 /// Decodes `dataset_search.tags` (per pair `<key bytes>,<value bytes>,<key><value>`,
 /// see migration 0007) and calls `f` on each pair.
-fn each_tag(enc: &str, mut f: impl FnMut(&str, &str)) -> Result<(), meta::Error> {
+pub(super) fn each_tag(enc: &str, mut f: impl FnMut(&str, &str)) -> Result<(), meta::Error> {
     let corrupt = || meta::Error::Corrupt(format!("dataset_search.tags {enc:?}"));
     let mut rest = enc;
     while !rest.is_empty() {
@@ -340,8 +380,9 @@ fn each_tag(enc: &str, mut f: impl FnMut(&str, &str)) -> Result<(), meta::Error>
     Ok(())
 }
 
-/// A full-text search in one pass over the matches, joined to the narrow
-/// `dataset_search` table (migration 0007).
+/// A full-text search in SQL, in one pass over the matches, joined to the narrow
+/// `dataset_search` table (migration 0007). Used when the in-memory index cannot
+/// express a query, and as a second oracle in the tests.
 ///
 /// The filters and the visibility rule are SQL conditions on the joined row, so
 /// SQLite evaluates them before the result columns: bm25 (the dominant cost per
@@ -420,15 +461,44 @@ fn run_ranked(
     finish(conn, counts, page, true, total, end)
 }
 
-/// Runs a search.
-pub async fn search(db: &Db, query: SearchQuery) -> Result<SearchResult, Error> {
+/// Runs a search: ranked by the in-memory index when there is a query, listed by
+/// name in SQL when there is none.
+pub async fn search(
+    db: &Db,
+    index: &std::sync::Arc<SearchIndex>,
+    query: SearchQuery,
+) -> Result<SearchResult, Error> {
     let fts = parse_q(&query)?;
+    let index = index.clone();
     Ok(db
         .read(move |conn| match fts.as_deref() {
-            Some(f) => run_ranked(conn, &query, f),
+            Some(f) => run_indexed(conn, &index, &query, f),
             None => run_reference(conn, &query, None),
         })
         .await?)
+}
+
+/// A ranked search answered by the in-memory index, in one read transaction (the
+/// index is first brought up to that snapshot). Same results as [`run_ranked`].
+fn run_indexed(
+    conn: &Connection,
+    index: &SearchIndex,
+    query: &SearchQuery,
+    fts: &str,
+) -> Result<SearchResult, meta::Error> {
+    let tx = conn.unchecked_transaction()?;
+    let Some(terms) = query_terms(&tx, query.q.as_deref().unwrap_or_default())? else {
+        return run_ranked(&tx, query, fts);
+    };
+    let end = query.offset.saturating_add(query.limit);
+    let out = index.with_fresh(&tx, |inner| inner.search(&terms, query, end))?;
+    let page = out
+        .hits
+        .get(query.offset.min(out.hits.len())..)
+        .unwrap_or(&[]);
+    let res = finish(&tx, out.counts, page, true, out.total, end)?;
+    tx.finish()?;
+    Ok(res)
 }
 
 /// Parses `q` like [`search`] does.
@@ -439,6 +509,20 @@ fn parse_q(query: &SearchQuery) -> Result<Option<String>, Error> {
         })?)),
         None => Ok(None),
     }
+}
+
+/// Runs a search with the SQL implementation of ranked search (FTS5 `bm25()` over
+/// every match, joined to `dataset_search`): the benchmark's baseline. Same results
+/// as [`search`].
+#[doc(hidden)]
+pub async fn search_sql(db: &Db, query: SearchQuery) -> Result<SearchResult, Error> {
+    let fts = parse_q(&query)?;
+    Ok(db
+        .read(move |conn| match fts.as_deref() {
+            Some(f) => run_ranked(conn, &query, f),
+            None => run_reference(conn, &query, None),
+        })
+        .await?)
 }
 
 /// Runs a search with the reference implementation (materialize, join `datasets`,
@@ -552,6 +636,12 @@ mod tests {
                 "delta",
                 "nothing",
                 "owner1",
+                "ALPHA_beta",
+                "alpha_be*",
+                "alpha alpha",
+                "0é x",
+                "odd_key v",
+                "z*",
             ] {
                 for (offset, limit) in [(0, 20), (0, 100), (15, 10), (290, 20)] {
                     out.push(SearchQuery {
@@ -591,15 +681,18 @@ mod tests {
             }
             out
         };
+        let index = std::sync::Arc::new(SearchIndex::new());
         let check = |stage: &'static str| {
-            let db = db.clone();
+            let (db, index) = (db.clone(), index.clone());
             async move {
                 let mut nonempty = 0;
                 for q in queries() {
                     let what = format!("{stage}: {q:?}");
-                    let a = search(&db, q.clone()).await.unwrap();
-                    let b = search_reference(&db, q).await.unwrap();
+                    let a = search(&db, &index, q.clone()).await.unwrap();
+                    let b = search_reference(&db, q.clone()).await.unwrap();
+                    let c = search_sql(&db, q).await.unwrap();
                     same(&a, &b, &what);
+                    same(&c, &b, &what);
                     nonempty += usize::from(a.total > 0);
                 }
                 assert!(nonempty > 20, "{stage}: the queries match something");
@@ -650,6 +743,36 @@ mod tests {
         .await
         .unwrap();
         check("deleted").await;
+
+        // More changes than the log keeps between two searches: the index rebuilds.
+        let moved = ids[3];
+        db.write(move |conn| {
+            conn.execute(
+                "UPDATE datasets SET description = 'zulu alpha' WHERE id = ?1",
+                [moved],
+            )?;
+            super::index(conn, moved)?;
+            for _ in 0..10_001 {
+                conn.execute("INSERT INTO search_log (dataset_id) VALUES (-1)", [])?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+        check("log pruned").await;
+        let zulu = search(
+            &db,
+            &index,
+            SearchQuery {
+                q: Some("zulu".into()),
+                limit: 5,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(zulu.results.len(), 1);
+        assert_eq!(zulu.results[0].dataset.id, moved);
         let (rows, datasets): (i64, i64) = db
             .read(|conn| {
                 Ok(conn.query_row(

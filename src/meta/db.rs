@@ -76,6 +76,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0007_search_facets",
         include_str!("../../migrations/0007_search_facets.sql"),
     ),
+    (
+        "0008_search_log",
+        include_str!("../../migrations/0008_search_log.sql"),
+    ),
 ];
 
 fn open(path: &Path, read_only: bool) -> Result<Connection, Error> {
