@@ -391,6 +391,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 ..Default::default()
             }),
         ),
+        (
+            "no query, zone filter (listing by name)",
+            Box::new(|r: &mut Rng| SearchQuery {
+                zone: Some(tarn::meta::Zone::ALL[r.next() as usize % 3]),
+                limit: 20,
+                ..Default::default()
+            }),
+        ),
+        (
+            "no query, member (listing by name)",
+            Box::new(|r: &mut Rng| SearchQuery {
+                limit: 20,
+                visibility: member(r),
+                ..Default::default()
+            }),
+        ),
     ];
     // Each query runs on the in-memory index and on the SQL implementation (FTS5
     // bm25 over every match), alternating which goes first, so both see the same

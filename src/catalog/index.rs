@@ -177,6 +177,8 @@ struct DocMeta {
 /// One dataset: its tokens (all columns, in order) and where each column ends.
 struct Doc {
     id: i64,
+    /// The dataset's name, for listings without a query (ordered by name).
+    name: Box<str>,
     tokens: Box<[u32]>,
     ends: [u32; COLUMNS],
     /// `None` if the dataset has no `dataset_search` row (never matches, as in SQL).
@@ -200,6 +202,8 @@ pub(super) struct Inner {
     /// Term id -> slots of the documents holding it, ascending.
     postings: Vec<Vec<u32>>,
     docs: Vec<Option<Doc>>,
+    /// Slots ordered by (name, id): listings without a query walk this.
+    by_name: Vec<u32>,
     free: Vec<u32>,
     slots: HashMap<i64, u32>,
     /// Rows and tokens in all rows, as FTS5 counts them for bm25.
@@ -223,6 +227,7 @@ impl Inner {
             terms: BTreeMap::new(),
             postings: Vec::new(),
             docs: Vec::new(),
+            by_name: Vec::new(),
             free: Vec::new(),
             slots: HashMap::new(),
             rows: 0,
@@ -247,6 +252,9 @@ impl Inner {
         for p in &mut inner.postings {
             p.sort_unstable();
         }
+        let mut by_name = std::mem::take(&mut inner.by_name);
+        by_name.sort_unstable_by(|a, b| inner.name_order(*a, *b));
+        inner.by_name = by_name;
         tracing::info!(
             datasets = inner.rows,
             terms = inner.terms.len(),
@@ -273,10 +281,14 @@ impl Inner {
             let doc = self.read_doc(&mut tokenizer, r)?;
             // Same text (a zone move, an owner change...): only the filter fields
             // change, and the postings (costly to edit for common terms) stay.
-            if let Some(old) = self.slots.get(&id).and_then(|s| self.docs.get_mut(*s as usize))
+            if let Some(old) = self
+                .slots
+                .get(&id)
+                .and_then(|s| self.docs.get_mut(*s as usize))
                 && let Some(old) = old.as_mut()
                 && old.tokens == doc.tokens
                 && old.ends == doc.ends
+                && old.name == doc.name
             {
                 old.meta = doc.meta;
                 continue;
@@ -328,6 +340,7 @@ impl Inner {
         };
         Ok(Doc {
             id,
+            name: text(r, 1)?.unwrap_or_default().into(),
             tokens: tokens.into(),
             ends,
             meta,
@@ -370,7 +383,34 @@ impl Inner {
         self.rows += 1;
         self.total_tokens += doc.tokens.len() as i64;
         self.slots.insert(doc.id, slot);
+        let at = if sorted {
+            self.name_position(&doc.name, doc.id)
+        } else {
+            self.by_name.len()
+        };
+        self.by_name.insert(at, slot);
         self.docs[slot as usize] = Some(doc);
+    }
+
+    /// The (name, id) order of two live slots.
+    fn name_order(&self, a: u32, b: u32) -> std::cmp::Ordering {
+        let key = |s: u32| {
+            self.docs
+                .get(s as usize)
+                .and_then(Option::as_ref)
+                .map(|d| (&*d.name, d.id))
+        };
+        key(a).cmp(&key(b))
+    }
+
+    /// Where (name, id) is, or belongs, in `by_name`.
+    fn name_position(&self, name: &str, id: i64) -> usize {
+        self.by_name.partition_point(|s| {
+            self.docs
+                .get(*s as usize)
+                .and_then(Option::as_ref)
+                .is_some_and(|d| (&*d.name, d.id) < (name, id))
+        })
     }
 
     /// Removes dataset `id` if present.
@@ -378,6 +418,12 @@ impl Inner {
         let Some(slot) = self.slots.remove(&id) else {
             return;
         };
+        if let Some(doc) = self.docs.get(slot as usize).and_then(Option::as_ref) {
+            let at = self.name_position(&doc.name, doc.id);
+            if self.by_name.get(at) == Some(&slot) {
+                self.by_name.remove(at);
+            }
+        }
         let Some(doc) = self.docs.get_mut(slot as usize).and_then(Option::take) else {
             return;
         };
@@ -482,6 +528,45 @@ impl Inner {
             hits.truncate(end);
         }
         hits.sort_unstable_by(order);
+        Outcome {
+            hits,
+            total,
+            counts: counts.named(self),
+        }
+    }
+
+    /// Lists every dataset passing the filters, by name then id (as the SQL listing
+    /// orders them): `hits` carries the first `end` with a zero score. One pass in
+    /// slot order counts the facets and marks who passes; a walk of `by_name` then
+    /// picks the page without sorting anything.
+    pub(super) fn list(&self, query: &super::search::SearchQuery, end: usize) -> Outcome {
+        let Some(filter) = Filter::resolve(self, query) else {
+            return Outcome {
+                hits: Vec::new(),
+                total: 0,
+                counts: Default::default(),
+            };
+        };
+        let mut counts = Counts::new(self);
+        let mut passing = Bits::new(self.docs.len());
+        let mut total = 0u64;
+        for (slot, doc) in self.docs.iter().enumerate() {
+            if let Some(doc) = doc
+                && let Some(meta) = doc.meta.as_ref()
+                && filter.passes(doc.id, meta)
+            {
+                counts.add(meta);
+                passing.set(slot as u32);
+                total += 1;
+            }
+        }
+        let hits = self
+            .by_name
+            .iter()
+            .filter(|s| passing.get(**s))
+            .take(end)
+            .filter_map(|s| self.docs.get(*s as usize)?.as_ref().map(|d| (d.id, 0.0)))
+            .collect();
         Outcome {
             hits,
             total,

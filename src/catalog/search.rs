@@ -461,8 +461,8 @@ fn run_ranked(
     finish(conn, counts, page, true, total, end)
 }
 
-/// Runs a search: ranked by the in-memory index when there is a query, listed by
-/// name in SQL when there is none.
+/// Runs a search on the in-memory index: ranked when there is a query, listed by
+/// name when there is none.
 pub async fn search(
     db: &Db,
     index: &std::sync::Arc<SearchIndex>,
@@ -471,32 +471,35 @@ pub async fn search(
     let fts = parse_q(&query)?;
     let index = index.clone();
     Ok(db
-        .read(move |conn| match fts.as_deref() {
-            Some(f) => run_indexed(conn, &index, &query, f),
-            None => run_reference(conn, &query, None),
-        })
+        .read(move |conn| run_indexed(conn, &index, &query, fts.as_deref()))
         .await?)
 }
 
-/// A ranked search answered by the in-memory index, in one read transaction (the
-/// index is first brought up to that snapshot). Same results as [`run_ranked`].
+/// A search answered by the in-memory index, in one read transaction (the index is
+/// first brought up to that snapshot). Same results as [`run_ranked`] with a query
+/// and [`run_reference`] without.
 fn run_indexed(
     conn: &Connection,
     index: &SearchIndex,
     query: &SearchQuery,
-    fts: &str,
+    fts: Option<&str>,
 ) -> Result<SearchResult, meta::Error> {
     let tx = conn.unchecked_transaction()?;
-    let Some(terms) = query_terms(&tx, query.q.as_deref().unwrap_or_default())? else {
-        return run_ranked(&tx, query, fts);
-    };
     let end = query.offset.saturating_add(query.limit);
-    let out = index.with_fresh(&tx, |inner| inner.search(&terms, query, end))?;
+    let out = match fts {
+        None => index.with_fresh(&tx, |inner| inner.list(query, end))?,
+        Some(fts) => {
+            let Some(terms) = query_terms(&tx, query.q.as_deref().unwrap_or_default())? else {
+                return run_ranked(&tx, query, fts);
+            };
+            index.with_fresh(&tx, |inner| inner.search(&terms, query, end))?
+        }
+    };
     let page = out
         .hits
         .get(query.offset.min(out.hits.len())..)
         .unwrap_or(&[]);
-    let res = finish(&tx, out.counts, page, true, out.total, end)?;
+    let res = finish(&tx, out.counts, page, fts.is_some(), out.total, end)?;
     tx.finish()?;
     Ok(res)
 }
@@ -642,37 +645,43 @@ mod tests {
                 "0é x",
                 "odd_key v",
                 "z*",
-            ] {
+            ]
+            .map(Some)
+            .into_iter()
+            // No query: everything that passes the filters, by name.
+            .chain([None])
+            {
+                let q: Option<&str> = q;
                 for (offset, limit) in [(0, 20), (0, 100), (15, 10), (290, 20)] {
                     out.push(SearchQuery {
-                        q: Some(q.into()),
+                        q: q.map(Into::into),
                         offset,
                         limit,
                         ..Default::default()
                     });
                 }
                 out.push(SearchQuery {
-                    q: Some(q.into()),
+                    q: q.map(Into::into),
                     zone: Some(Zone::Curated),
                     tags: vec![("pii".into(), "yes".into())],
                     limit: 20,
                     ..Default::default()
                 });
                 out.push(SearchQuery {
-                    q: Some(q.into()),
+                    q: q.map(Into::into),
                     owner: Some("owner2".into()),
                     format: Some("csv".into()),
                     limit: 5,
                     ..Default::default()
                 });
                 out.push(SearchQuery {
-                    q: Some(q.into()),
+                    q: q.map(Into::into),
                     limit: 20,
                     visibility: member(vec![Zone::Raw], vec![ids[1], ids[2]]),
                     ..Default::default()
                 });
                 out.push(SearchQuery {
-                    q: Some(q.into()),
+                    q: q.map(Into::into),
                     limit: 20,
                     tags: vec![("domain".into(), "beta".into())],
                     visibility: member(vec![], vec![]),
@@ -708,6 +717,8 @@ mod tests {
                 &db,
                 *id,
                 DatasetPatch {
+                    // Renames move datasets in the listing order.
+                    name: (n % 2 == 0).then(|| format!("a_renamed_{}", 300 - n)),
                     owner: Some("owner1".into()),
                     tags: Some(tags),
                     format: Some(None),
