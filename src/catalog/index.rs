@@ -518,16 +518,7 @@ impl Inner {
             hits.push((doc.id, -score));
         });
         let total = hits.len() as u64;
-        let order = |a: &(i64, f64), b: &(i64, f64)| {
-            a.1.partial_cmp(&b.1)
-                .unwrap_or(std::cmp::Ordering::Equal)
-                .then(a.0.cmp(&b.0))
-        };
-        if end < hits.len() {
-            hits.select_nth_unstable_by(end, order);
-            hits.truncate(end);
-        }
-        hits.sort_unstable_by(order);
+        super::search::keep_best(&mut hits, end);
         Outcome {
             hits,
             total,

@@ -446,7 +446,14 @@ fn run_ranked(
     drop(rows);
     let total = hits.len() as u64;
     let end = query.offset.saturating_add(query.limit);
-    // ORDER BY score, id: bm25 ascending (more negative is better).
+    keep_best(&mut hits, end);
+    let page = hits.get(query.offset.min(hits.len())..).unwrap_or(&[]);
+    finish(conn, counts, page, true, total, end)
+}
+
+/// Keeps the `end` best `(id, bm25)` hits, in order: `ORDER BY bm25, id` (bm25 is
+/// negative, more negative is better), with a partial selection instead of a sort.
+pub(super) fn keep_best(hits: &mut Vec<(i64, f64)>, end: usize) {
     let order = |a: &(i64, f64), b: &(i64, f64)| {
         a.1.partial_cmp(&b.1)
             .unwrap_or(std::cmp::Ordering::Equal)
@@ -457,8 +464,6 @@ fn run_ranked(
         hits.truncate(end);
     }
     hits.sort_unstable_by(order);
-    let page = hits.get(query.offset.min(hits.len())..).unwrap_or(&[]);
-    finish(conn, counts, page, true, total, end)
 }
 
 /// Runs a search on the in-memory index: ranked when there is a query, listed by
