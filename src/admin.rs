@@ -119,7 +119,12 @@ pub async fn run(settings: &Settings, cmd: AdminCommand) -> Result<String, Error
         }
         AdminCommand::User(UserCmd::List) => json(&iam.read(store::list_users).await?),
         AdminCommand::User(UserCmd::Delete { name }) => {
-            change(&db, &master, move |c, _| store::delete_user(c, &name)).await?;
+            let user = name.clone();
+            change(&db, &master, move |c, _| store::delete_user(c, &user)).await?;
+            // Their stored manifests go too; the server removes the files of
+            // unreferenced blobs when it next starts.
+            let bucket = &settings.checkout.manifest_bucket;
+            crate::checkout::delete_stored_manifests(&db, bucket, &name).await?;
             "{}".into()
         }
         AdminCommand::Key(KeyCmd::Create { user }) => json(

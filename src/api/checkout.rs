@@ -381,20 +381,33 @@ pub async fn delete_manifest(
     app.iam
         .change(move |conn, _| store::delete_manifest(conn, id).map_err(to_iam))
         .await?;
-    let bucket = app.settings.checkout.manifest_bucket.clone();
-    match app
-        .db
-        .delete_objects(bucket, vec![row.object_key()], ZoneRules::Override)
-        .await
-    {
-        Ok(outcomes) => {
-            for o in outcomes {
-                app.blobs.delete_later(o.blobs);
-            }
-        }
-        Err(e) => {
-            tracing::warn!(manifest = id, error = %e, "deleting the stored manifest object failed")
-        }
+    if let Err(e) = delete_stored(&app, vec![row.object_key()]).await {
+        tracing::warn!(manifest = id, error = %e, "deleting the stored manifest object failed");
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes objects of the manifest bucket (and, once committed, their bytes).
+async fn delete_stored(app: &AppState, keys: Vec<String>) -> Result<(), crate::meta::Error> {
+    let bucket = app.settings.checkout.manifest_bucket.clone();
+    for o in app
+        .db
+        .delete_objects(bucket, keys, ZoneRules::Override)
+        .await?
+    {
+        app.blobs.delete_later(o.blobs);
+    }
+    Ok(())
+}
+
+/// Deletes every stored manifest object of `user`, once the user is gone (see
+/// [`crate::checkout::delete_stored_manifests`]).
+pub async fn delete_stored_manifests_of(
+    app: &AppState,
+    user: &str,
+) -> Result<(), crate::meta::Error> {
+    let bucket = &app.settings.checkout.manifest_bucket;
+    let blobs = crate::checkout::delete_stored_manifests(&app.db, bucket, user).await?;
+    app.blobs.delete_later(blobs);
+    Ok(())
 }

@@ -104,9 +104,11 @@ pub async fn delete_user(
     Path(name): Path<String>,
 ) -> Result<StatusCode, Error> {
     require_admin(&who, "delete users")?;
+    let user = name.clone();
     app.iam
-        .change(move |conn, _| store::delete_user(conn, &name))
+        .change(move |conn, _| store::delete_user(conn, &user))
         .await?;
+    crate::api::checkout::delete_stored_manifests_of(&app, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -248,3 +248,40 @@ impl ManifestRow {
         u64::try_from((self.expires_at - self.created_at) / 1000).unwrap_or(0)
     }
 }
+
+/// Deletes every stored manifest object of `user` (everything under `<user>/` in
+/// the manifest `bucket`) and returns the blobs to delete once that committed. Run
+/// after the user is deleted: a later user of the same name owns that prefix and
+/// must not read them.
+pub async fn delete_stored_manifests(
+    db: &crate::meta::Db,
+    bucket: &str,
+    user: &str,
+) -> Result<Vec<String>, crate::meta::Error> {
+    let mut params = crate::meta::ListParams {
+        prefix: format!("{user}/"),
+        delimiter: None,
+        after: None,
+        max_keys: 1000,
+    };
+    let mut blobs = Vec::new();
+    loop {
+        let page = match db.list_objects(bucket.to_string(), params.clone()).await {
+            Err(crate::meta::Error::NoSuchBucket) => return Ok(blobs),
+            page => page?,
+        };
+        if !page.entries.is_empty() {
+            let keys = page.entries.into_iter().map(|e| e.key).collect();
+            for o in db
+                .delete_objects(bucket.to_string(), keys, crate::meta::ZoneRules::Override)
+                .await?
+            {
+                blobs.extend(o.blobs);
+            }
+        }
+        if !page.is_truncated || page.last.is_none() {
+            return Ok(blobs);
+        }
+        params.after = page.last;
+    }
+}

@@ -685,3 +685,54 @@ async fn the_manifest_bucket_cannot_hold_datasets() {
     .await;
     assert_eq!((st, v["bucket"].as_str()), (200, Some("lake")), "{v}");
 }
+
+/// Deleting a user deletes their stored manifest objects: a later user of the same
+/// name (who would own `<name>/` in the manifest bucket) cannot read them.
+#[tokio::test]
+async fn deleting_a_user_deletes_their_stored_manifests() {
+    let w = world().await;
+    let m = checkout(&w, &w.mia, None, json!({"format": "signed-url"})).await;
+    let key = format!("mia/{}.json", m["id"]);
+    assert_eq!(w.app.get("tarn-manifests", &key).await.status, 200);
+    let (st, v) = root(&w.app, "DELETE", "/users/mia", Value::Null).await;
+    assert_eq!(st, 204, "{v}");
+    assert_eq!(w.app.get("tarn-manifests", &key).await.status, 404);
+    let again = user(&w.app, "mia", "member").await;
+    let r = w
+        .app
+        .req("GET", "/tarn-manifests?list-type=2&prefix=mia%2F")
+        .creds(&again.0, &again.1)
+        .send()
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(!r.text().contains("<Key>"), "{}", r.text());
+    let r = w
+        .app
+        .req("GET", &obj("tarn-manifests", &key))
+        .creds(&again.0, &again.1)
+        .send()
+        .await;
+    assert_eq!(r.status, 404, "{}", r.text());
+}
+
+/// The same through `tarn admin user delete` beside the running server.
+#[tokio::test]
+async fn admin_cli_user_delete_deletes_their_stored_manifests() {
+    let w = world().await;
+    let m = checkout(&w, &w.mia, None, json!({"format": "bucket-key"})).await;
+    let key = format!("mia/{}.json", m["id"]);
+    assert_eq!(w.app.get("tarn-manifests", &key).await.status, 200);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tarn"))
+        .arg("admin")
+        .arg("--data-dir")
+        .arg(w.app.data_path())
+        .args(["user", "delete", "mia"])
+        .output()
+        .expect("run tarn admin");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(w.app.get("tarn-manifests", &key).await.status, 404);
+}
