@@ -9,7 +9,8 @@
 //! exactly what it would have paid anyway.
 //!
 //! Readers use their own connections (WAL lets them run beside the writer) on the
-//! blocking thread pool, so no SQLite call ever runs on an async worker.
+//! blocking thread pool, so no SQLite call ever runs on an async worker. Each read runs
+//! in one read transaction: everything it reads comes from one snapshot.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -251,6 +252,9 @@ impl Db {
         self.read_pooled(f)
     }
 
+    /// Runs `f` in one read transaction on a pooled connection (opening one if none is
+    /// idle), so that all its statements see the same snapshot. A connection goes back
+    /// to the pool only if its transaction ended cleanly.
     fn read_pooled<R, E: From<Error>>(
         &self,
         f: impl FnOnce(&Connection) -> Result<R, E>,
@@ -260,12 +264,23 @@ impl Db {
             Some(c) => c,
             None => open(&self.path, true)?,
         };
+        conn.prepare_cached("BEGIN")
+            .and_then(|mut s| s.execute([]))
+            .map_err(Error::from)?;
         let res = f(&conn);
-        let mut pool = self.readers.lock().map_err(|_| Error::Poisoned)?;
-        if pool.len() < READERS {
-            pool.push(conn);
+        // A read-only transaction has nothing to commit: this only ends the snapshot.
+        let ended = conn
+            .prepare_cached("COMMIT")
+            .and_then(|mut s| s.execute([]));
+        if ended.is_ok() && conn.is_autocommit() {
+            let mut pool = self.readers.lock().map_err(|_| Error::Poisoned)?;
+            if pool.len() < READERS {
+                pool.push(conn);
+            }
         }
-        res
+        let res = res?;
+        ended.map_err(Error::from)?;
+        Ok(res)
     }
 }
 
