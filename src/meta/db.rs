@@ -13,8 +13,8 @@
 //! in one read transaction: everything it reads comes from one snapshot.
 //!
 //! # The write generation
-//! The writer counts the batches it has finished that held at least one write other
-//! than an append to a log ([`Db::write_log`], [`Db::write_lazy`]), and bumps the count
+//! The writer counts the batches it has finished that held at least one write that may
+//! change cached rows (all but [`Db::write_uncached`] and [`Db::write_lazy`]), and bumps the count
 //! after the commit and before any of the batch's writers hear back. A reader that
 //! loads the count before it starts reading knows that its snapshot holds every write
 //! acknowledged before that load; the object cache ([`super::cache`]) keys its entries
@@ -57,11 +57,11 @@ enum Job {
 }
 type Reply = Box<dyn FnOnce(Result<(), Error>) + Send>;
 
-/// How a write is submitted (see [`Db::write`], [`Db::write_log`], [`Db::write_lazy`]).
+/// How a write is submitted (see [`Db::write`], [`Db::write_uncached`], [`Db::write_lazy`]).
 #[derive(Clone, Copy)]
 enum Kind {
     Regular,
-    Log,
+    Uncached,
     Lazy,
 }
 
@@ -217,15 +217,16 @@ impl Db {
         self.submit(f, Kind::Regular).await
     }
 
-    /// Like [`Db::write`] for append-only records that no read ever caches (the audit
-    /// trail): the batch it commits in does not bump the write generation, so it does
-    /// not empty the object cache. It must never change buckets, objects or their bytes.
-    pub async fn write_log<R, F>(&self, f: F) -> Result<R, Error>
+    /// Like [`Db::write`] (durable before it returns) for writes that change nothing
+    /// the object cache holds: audit records, the "last used" times of access keys. The
+    /// batch it commits in does not bump the write generation, so it does not empty the
+    /// cache. It must never change buckets, objects or their bytes.
+    pub async fn write_uncached<R, F>(&self, f: F) -> Result<R, Error>
     where
         F: FnOnce(&Connection) -> Result<R, Error> + Send + 'static,
         R: Send + 'static,
     {
-        self.submit(f, Kind::Log).await
+        self.submit(f, Kind::Uncached).await
     }
 
     /// Like [`Db::write`] with the caller's own error type: a layer whose writes fail
@@ -243,7 +244,7 @@ impl Db {
     /// transaction that other writes start, or commits alone after [`LAZY_WAIT`], so
     /// under load it adds no commit of its own.
     ///
-    /// Like [`Db::write_log`], it does not bump the write generation, so it must never
+    /// Like [`Db::write_uncached`], it does not bump the write generation, so it must never
     /// change what the object cache holds (buckets, objects, their bytes).
     pub async fn write_lazy<R, F>(&self, f: F) -> Result<R, Error>
     where
@@ -270,7 +271,7 @@ impl Db {
         });
         let job = match kind {
             Kind::Regular => Job::Write(job, true),
-            Kind::Log => Job::Write(job, false),
+            Kind::Uncached => Job::Write(job, false),
             Kind::Lazy => Job::Lazy(job),
         };
         match self.writer.try_send(job) {
@@ -546,7 +547,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = Db::open(&dir.path().join("t.db")).expect("open");
         let g0 = db.generation();
-        db.write_log(insert("log")).await.expect("log");
+        db.write_uncached(insert("log")).await.expect("log");
         db.write_lazy(insert("lazy")).await.expect("lazy");
         assert_eq!(db.generation(), g0);
         db.write(insert("regular")).await.expect("regular");
