@@ -14,11 +14,11 @@
 //!
 //! # The write generation
 //! The writer counts the batches it has finished that held at least one write that may
-//! change cached rows (all but [`Db::write_uncached`] and [`Db::write_lazy`]), and bumps the count
-//! after the commit and before any of the batch's writers hear back. A reader that
-//! loads the count before it starts reading knows that its snapshot holds every write
-//! acknowledged before that load; the object cache ([`super::cache`]) keys its entries
-//! on it. This holds only if every write to the data goes through this `Db`'s writer:
+//! change cached rows (all but [`Db::write_uncached`] and [`Db::write_lazy`]), and
+//! bumps the count after the commit and before any of the batch's writers hear back. A
+//! reader that loads the count before it starts reading knows that its snapshot holds
+//! every write acknowledged before that load; the object cache ([`super::cache`]) keys
+//! its entries on it. This holds only if every write to the data goes through this `Db`'s writer:
 //! open a database file once per process and share the handle (the admin CLI, another
 //! process, changes IAM tables only, which nothing caches by generation).
 
@@ -71,7 +71,7 @@ pub struct Db {
     writer: std::sync::mpsc::SyncSender<Job>,
     readers: Arc<Mutex<Vec<Connection>>>,
     path: Arc<std::path::PathBuf>,
-    /// Finished batches with a regular write (see the module docs).
+    /// Finished batches that may have changed cached rows (see the module docs).
     generation: Arc<AtomicU64>,
     /// Recently read objects, valid for one write generation.
     pub(super) cache: Arc<super::cache::ObjectCache>,
@@ -244,8 +244,8 @@ impl Db {
     /// transaction that other writes start, or commits alone after [`LAZY_WAIT`], so
     /// under load it adds no commit of its own.
     ///
-    /// Like [`Db::write_uncached`], it does not bump the write generation, so it must never
-    /// change what the object cache holds (buckets, objects, their bytes).
+    /// Like [`Db::write_uncached`], it does not bump the write generation, so it must
+    /// never change what the object cache holds (buckets, objects, their bytes).
     pub async fn write_lazy<R, F>(&self, f: F) -> Result<R, Error>
     where
         F: FnOnce(&Connection) -> Result<R, Error> + Send + 'static,
