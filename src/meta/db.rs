@@ -106,33 +106,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ),
 ];
 
-/// Turns off SQLite's allocation statistics, once per process, before the first
-/// connection initialises the library: with them on, every `sqlite3_malloc` takes one
-/// process-wide mutex, which all reader threads contend on. Nothing here reads the
-/// statistics. If SQLite was already initialised (another user of the library in this
-/// process opened a connection first), the call is refused and the default stays.
-fn configure_sqlite() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        // SAFETY: `sqlite3_config` is only allowed before `sqlite3_initialize` (or after
-        // `sqlite3_shutdown`); otherwise it returns SQLITE_MISUSE and changes nothing,
-        // which is the case handled below. The `Once` keeps this thread the only caller
-        // of `sqlite3_config`; in the server, `Db::open` is the first use of SQLite, made
-        // before any reader thread exists.
-        let rc = unsafe {
-            rusqlite::ffi::sqlite3_config(
-                rusqlite::ffi::SQLITE_CONFIG_MEMSTATUS,
-                0 as std::ffi::c_int,
-            )
-        };
-        if rc != rusqlite::ffi::SQLITE_OK {
-            tracing::debug!(rc, "SQLite was initialised already; memstatus stays on");
-        }
-    });
-}
-
 fn open(path: &Path, read_only: bool) -> Result<Connection, Error> {
-    configure_sqlite();
     let flags = if read_only {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
     } else {
