@@ -181,7 +181,7 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<Msg>) {
             let res = if waiting.is_empty() && n < MAX_BATCH {
                 db.write_lazy(move |conn| insert(conn, &records)).await
             } else {
-                db.write(move |conn| insert(conn, &records)).await
+                db.write_uncached(move |conn| insert(conn, &records)).await
             };
             if let Err(e) = res {
                 tracing::error!(error = %e, records = n, "writing audit records failed");

@@ -383,8 +383,11 @@ impl Iam {
             Err(_) => Vec::new(),
         };
         if !pending.is_empty() {
+            // Only IAM rows change: the object cache stays valid.
             self.db
-                .write(move |conn| store::record_key_use(conn, &pending).map_err(into_meta))
+                .write_uncached(move |conn| {
+                    store::record_key_use(conn, &pending).map_err(into_meta)
+                })
                 .await?;
         }
         let version = self.db.read(store::version).await?;

@@ -9,9 +9,21 @@
 //! exactly what it would have paid anyway.
 //!
 //! Readers use their own connections (WAL lets them run beside the writer) on the
-//! blocking thread pool, so no SQLite call ever runs on an async worker.
+//! blocking thread pool, so no SQLite call ever runs on an async worker. Each read runs
+//! in one read transaction: everything it reads comes from one snapshot.
+//!
+//! # The write generation
+//! The writer counts the batches it has finished that held at least one write that may
+//! change cached rows (all but [`Db::write_uncached`] and [`Db::write_lazy`]), and
+//! bumps the count after the commit and before any of the batch's writers hear back. A
+//! reader that loads the count before it starts reading knows that its snapshot holds
+//! every write acknowledged before that load; the object cache ([`super::cache`]) keys
+//! its entries on it. This holds only if every write to the data goes through this `Db`'s writer:
+//! open a database file once per process and share the handle (the admin CLI, another
+//! process, changes IAM tables only, which nothing caches by generation).
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OpenFlags};
@@ -21,8 +33,10 @@ use super::Error;
 
 /// Upper bound on writes merged into one transaction.
 const MAX_BATCH: usize = 256;
-/// Number of pooled read connections kept open.
-const READERS: usize = 8;
+/// Number of idle read connections kept open. Reads beyond this many at once open a
+/// connection of their own, which is closed afterwards; at concurrency 16 the old bound
+/// of 8 made every other read open a connection (and parse the schema) and close it.
+const READERS: usize = 32;
 /// Longest a lazy write waits for company before it is committed alone.
 const LAZY_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
 
@@ -32,7 +46,9 @@ type WriteJob = Box<dyn FnOnce(&Connection) -> (bool, Reply) + Send>;
 
 /// What the writer thread is asked to do.
 enum Job {
-    Write(WriteJob),
+    /// A write whose caller waits for its commit; with `true`, it may change what
+    /// readers cache, and its batch bumps the write generation.
+    Write(WriteJob, bool),
     /// A write that waits (up to [`LAZY_WAIT`]) to ride along with the next batch of
     /// other writes instead of paying a commit (an fsync) of its own.
     Lazy(WriteJob),
@@ -41,12 +57,24 @@ enum Job {
 }
 type Reply = Box<dyn FnOnce(Result<(), Error>) + Send>;
 
+/// How a write is submitted (see [`Db::write`], [`Db::write_uncached`], [`Db::write_lazy`]).
+#[derive(Clone, Copy)]
+enum Kind {
+    Regular,
+    Uncached,
+    Lazy,
+}
+
 /// Handle to the metadata database. Cheap to clone.
 #[derive(Clone)]
 pub struct Db {
     writer: std::sync::mpsc::SyncSender<Job>,
     readers: Arc<Mutex<Vec<Connection>>>,
     path: Arc<std::path::PathBuf>,
+    /// Finished batches that may have changed cached rows (see the module docs).
+    generation: Arc<AtomicU64>,
+    /// Recently read objects, valid for one write generation.
+    pub(super) cache: Arc<super::cache::ObjectCache>,
 }
 
 /// The SQL migrations, embedded at build time; the index + 1 is the schema version.
@@ -129,19 +157,31 @@ fn migrate(conn: &mut Connection) -> Result<(), Error> {
 
 impl Db {
     /// Opens (creating if needed) and migrates the database at `path`, and starts the writer.
+    /// Open a file once per process and clone the handle: the object cache relies on
+    /// seeing every write (see the module docs).
     pub fn open(path: &Path) -> Result<Db, Error> {
         let mut conn = open(path, false)?;
         migrate(&mut conn)?;
         let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(4096);
+        let generation = Arc::new(AtomicU64::new(0));
+        let bumps = generation.clone();
         std::thread::Builder::new()
             .name("tarn-db-writer".into())
-            .spawn(move || writer_loop(conn, rx))
+            .spawn(move || writer_loop(conn, rx, &bumps))
             .map_err(Error::Thread)?;
         Ok(Db {
             writer: tx,
             readers: Arc::new(Mutex::new(Vec::new())),
             path: Arc::new(path.to_path_buf()),
+            generation,
+            cache: Arc::new(super::cache::ObjectCache::default()),
         })
+    }
+
+    /// The write generation (see the module docs): load it *before* a read starts, and
+    /// the read's snapshot holds every write acknowledged before the load.
+    pub(super) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
     }
 
     /// Runs `f` in the writer's transaction. The result is returned only after the
@@ -152,7 +192,19 @@ impl Db {
         F: FnOnce(&Connection) -> Result<R, Error> + Send + 'static,
         R: Send + 'static,
     {
-        self.submit(f, false).await
+        self.submit(f, Kind::Regular).await
+    }
+
+    /// Like [`Db::write`] (durable before it returns) for writes that change nothing
+    /// the object cache holds: audit records, the "last used" times of access keys. The
+    /// batch it commits in does not bump the write generation, so it does not empty the
+    /// cache. It must never change buckets, objects or their bytes.
+    pub async fn write_uncached<R, F>(&self, f: F) -> Result<R, Error>
+    where
+        F: FnOnce(&Connection) -> Result<R, Error> + Send + 'static,
+        R: Send + 'static,
+    {
+        self.submit(f, Kind::Uncached).await
     }
 
     /// Like [`Db::write`] with the caller's own error type: a layer whose writes fail
@@ -163,21 +215,24 @@ impl Db {
         R: Send + 'static,
         E: From<Error> + Send + 'static,
     {
-        self.submit(f, false).await
+        self.submit(f, Kind::Regular).await
     }
 
     /// Like [`Db::write`] for work nobody waits on (audit records): it joins the next
     /// transaction that other writes start, or commits alone after [`LAZY_WAIT`], so
     /// under load it adds no commit of its own.
+    ///
+    /// Like [`Db::write_uncached`], it does not bump the write generation, so it must
+    /// never change what the object cache holds (buckets, objects, their bytes).
     pub async fn write_lazy<R, F>(&self, f: F) -> Result<R, Error>
     where
         F: FnOnce(&Connection) -> Result<R, Error> + Send + 'static,
         R: Send + 'static,
     {
-        self.submit(f, true).await
+        self.submit(f, Kind::Lazy).await
     }
 
-    async fn submit<R, E, F>(&self, f: F, lazy: bool) -> Result<R, E>
+    async fn submit<R, E, F>(&self, f: F, kind: Kind) -> Result<R, E>
     where
         F: FnOnce(&Connection) -> Result<R, E> + Send + 'static,
         R: Send + 'static,
@@ -192,10 +247,10 @@ impl Db {
             });
             (ok, reply)
         });
-        let job = if lazy {
-            Job::Lazy(job)
-        } else {
-            Job::Write(job)
+        let job = match kind {
+            Kind::Regular => Job::Write(job, true),
+            Kind::Uncached => Job::Write(job, false),
+            Kind::Lazy => Job::Lazy(job),
         };
         match self.writer.try_send(job) {
             Ok(()) => {}
@@ -255,6 +310,9 @@ impl Db {
         self.read_pooled(f)
     }
 
+    /// Runs `f` in one read transaction on a pooled connection (opening one if none is
+    /// idle), so that all its statements see the same snapshot. A connection goes back
+    /// to the pool only if its transaction ended cleanly.
     fn read_pooled<R, E: From<Error>>(
         &self,
         f: impl FnOnce(&Connection) -> Result<R, E>,
@@ -264,16 +322,27 @@ impl Db {
             Some(c) => c,
             None => open(&self.path, true)?,
         };
+        conn.prepare_cached("BEGIN")
+            .and_then(|mut s| s.execute([]))
+            .map_err(Error::from)?;
         let res = f(&conn);
-        let mut pool = self.readers.lock().map_err(|_| Error::Poisoned)?;
-        if pool.len() < READERS {
-            pool.push(conn);
+        // A read-only transaction has nothing to commit: this only ends the snapshot.
+        let ended = conn
+            .prepare_cached("COMMIT")
+            .and_then(|mut s| s.execute([]));
+        if ended.is_ok() && conn.is_autocommit() {
+            let mut pool = self.readers.lock().map_err(|_| Error::Poisoned)?;
+            if pool.len() < READERS {
+                pool.push(conn);
+            }
         }
-        res
+        let res = res?;
+        ended.map_err(Error::from)?;
+        Ok(res)
     }
 }
 
-fn writer_loop(mut conn: Connection, rx: std::sync::mpsc::Receiver<Job>) {
+fn writer_loop(mut conn: Connection, rx: std::sync::mpsc::Receiver<Job>, generation: &AtomicU64) {
     use std::sync::mpsc::RecvTimeoutError;
     let mut pending: Option<Job> = None;
     // Lazy writes waiting for company, and when the first of them arrived.
@@ -296,9 +365,14 @@ fn writer_loop(mut conn: Connection, rx: std::sync::mpsc::Receiver<Job>) {
             }
         };
         let mut writes = Vec::new();
+        // Whether this batch may change what readers cache.
+        let mut changes = false;
         match next {
             None => {} // the lazy writes waited long enough: commit them alone
-            Some(Job::Write(w)) => writes.push(w),
+            Some(Job::Write(w, c)) => {
+                writes.push(w);
+                changes |= c;
+            }
             Some(Job::Lazy(w)) => {
                 lazy.push(w);
                 lazy_since.get_or_insert_with(std::time::Instant::now);
@@ -306,7 +380,7 @@ fn writer_loop(mut conn: Connection, rx: std::sync::mpsc::Receiver<Job>) {
             Some(Job::Checkpoint(reply)) => {
                 if !lazy.is_empty() {
                     lazy_since = None;
-                    run_batch(&mut conn, std::mem::take(&mut lazy));
+                    run_batch(&mut conn, std::mem::take(&mut lazy), None);
                 }
                 checkpoint(&conn);
                 let _ = reply.send(());
@@ -315,7 +389,10 @@ fn writer_loop(mut conn: Connection, rx: std::sync::mpsc::Receiver<Job>) {
         }
         while writes.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok(Job::Write(w)) => writes.push(w),
+                Ok(Job::Write(w, c)) => {
+                    writes.push(w);
+                    changes |= c;
+                }
                 Ok(Job::Lazy(w)) => {
                     lazy.push(w);
                     lazy_since.get_or_insert_with(std::time::Instant::now);
@@ -331,13 +408,14 @@ fn writer_loop(mut conn: Connection, rx: std::sync::mpsc::Receiver<Job>) {
         if writes.is_empty() && !lazy_due {
             continue;
         }
+        let bump = changes.then_some(generation);
         writes.append(&mut lazy);
         lazy_since = None;
-        run_batch(&mut conn, writes);
+        run_batch(&mut conn, writes, bump);
     }
     // Every sender is gone: the server is shutting down.
     if !lazy.is_empty() {
-        run_batch(&mut conn, lazy);
+        run_batch(&mut conn, lazy, None);
     }
     checkpoint(&conn);
 }
@@ -348,12 +426,24 @@ fn checkpoint(conn: &Connection) {
     }
 }
 
-fn run_batch(conn: &mut Connection, jobs: Vec<WriteJob>) {
+/// Runs `jobs` in one transaction and answers them after it ends. With `generation`,
+/// the count is bumped after the end and before the first answer (whether the batch
+/// committed or not: a needless bump only costs the cache a miss).
+fn run_batch(conn: &mut Connection, jobs: Vec<WriteJob>, generation: Option<&AtomicU64>) {
+    let bump = || {
+        if let Some(g) = generation {
+            g.fetch_add(1, Ordering::SeqCst);
+        }
+    };
     let mut replies = Vec::with_capacity(jobs.len());
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         let msg = e.to_string();
         for job in jobs {
             let (_, reply) = job(conn);
+            replies.push(reply);
+        }
+        bump();
+        for reply in replies {
             reply(Err(Error::Commit(msg.clone())));
         }
         return;
@@ -377,6 +467,7 @@ fn run_batch(conn: &mut Connection, jobs: Vec<WriteJob>) {
         let _ = conn.execute_batch("ROLLBACK");
         e.to_string()
     });
+    bump();
     for reply in replies {
         reply(commit.clone().map_err(Error::Commit));
     }
@@ -427,6 +518,22 @@ mod tests {
         assert!(bad.is_err());
         good.expect("good");
         assert_eq!(db.read(count).await.expect("count"), before + 4);
+    }
+
+    #[tokio::test]
+    async fn only_writes_that_may_change_cached_rows_bump_the_generation() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(&dir.path().join("t.db")).expect("open");
+        let g0 = db.generation();
+        db.write_uncached(insert("log")).await.expect("log");
+        db.write_lazy(insert("lazy")).await.expect("lazy");
+        assert_eq!(db.generation(), g0);
+        db.write(insert("regular")).await.expect("regular");
+        assert!(db.generation() > g0);
+        // A failed write bumps too (harmless), and is answered after the bump.
+        let g1 = db.generation();
+        assert!(db.write(insert("regular")).await.is_err());
+        assert!(db.generation() > g1);
     }
 
     #[derive(Debug)]

@@ -5,6 +5,7 @@
 //! to is garbage and is removed at startup.
 
 mod buckets;
+mod cache;
 mod db;
 mod multipart;
 mod objects;

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use rusqlite::{Connection, params};
 
 use super::buckets::bucket_by_name;
+use super::cache::Cached;
 use super::stats::{self, Version};
 use super::types::{from_json, to_json};
 use super::zones::{ZoneRules, check_overwrite};
@@ -294,23 +295,34 @@ impl Db {
     }
 
     /// Reads one object's metadata and, for a small object kept inline, its bytes, in one
-    /// snapshot.
+    /// snapshot. Served from the object cache when the object was read since the last
+    /// write batch (see [`super::cache`]); no write acknowledged before the call is missed.
     pub async fn object_with_bytes(
         &self,
         bucket: String,
         key: String,
     ) -> Result<(ObjectMeta, Option<bytes::Bytes>), Error> {
-        self.read(move |conn| {
-            let b = bucket_by_name(conn, &bucket)?;
-            let obj = object_in(conn, b.id, &key)?.ok_or(Error::NoSuchKey)?;
-            let data = if obj.inline {
-                Some(bytes::Bytes::from(inline_bytes(conn, b.id, &key)?))
-            } else {
-                None
-            };
-            Ok((obj, data))
-        })
-        .await
+        let read_at = self.generation();
+        if let Some(hit) = self.cache.get(&bucket, &key, read_at) {
+            return Ok((hit.meta.clone(), hit.data.clone()));
+        }
+        let (bucket, key, found) = self
+            .read(move |conn| {
+                let b = bucket_by_name(conn, &bucket)?;
+                let obj = object_in(conn, b.id, &key)?.ok_or(Error::NoSuchKey)?;
+                let data = if obj.inline {
+                    Some(bytes::Bytes::from(inline_bytes(conn, b.id, &key)?))
+                } else {
+                    None
+                };
+                Ok((bucket, key, Cached { meta: obj, data }))
+            })
+            .await?;
+        let (meta, data) = (found.meta.clone(), found.data.clone());
+        let now = self.generation();
+        self.cache
+            .insert(&bucket, &key, read_at, now, std::sync::Arc::new(found));
+        Ok((meta, data))
     }
 
     /// Commits an object row (the moment it becomes visible), checking `cond`
@@ -435,7 +447,117 @@ impl Db {
 
 #[cfg(test)]
 mod tests {
-    use super::prefix_successor;
+    use super::*;
+    use crate::meta::ZoneRules;
+
+    fn inline_object(key: &str, data: &[u8]) -> (ObjectMeta, Option<bytes::Bytes>) {
+        let meta = ObjectMeta {
+            key: key.into(),
+            size: data.len() as u64,
+            etag: format!("etag-{}", data.len()),
+            last_modified: 0,
+            segments: Vec::new(),
+            inline: true,
+            parts_count: None,
+            headers: ObjectHeaders::default(),
+            checksum: None,
+            tags: None,
+        };
+        (meta, Some(bytes::Bytes::copy_from_slice(data)))
+    }
+
+    async fn put(db: &Db, key: &str, data: &[u8]) {
+        let (meta, bytes) = inline_object(key, data);
+        db.put_object(
+            "b".into(),
+            meta,
+            bytes,
+            WriteCondition::None,
+            ZoneRules::Override,
+        )
+        .await
+        .expect("put");
+    }
+
+    async fn open_db() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(&dir.path().join("t.db")).expect("open");
+        db.create_bucket("b".into(), "us-east-1".into())
+            .await
+            .expect("bucket");
+        (dir, db)
+    }
+
+    /// Every acknowledged overwrite or delete is seen by the next read, even though the
+    /// previous version was just read (and cached).
+    #[tokio::test]
+    async fn a_read_after_an_acknowledged_write_sees_it() {
+        let (_dir, db) = open_db().await;
+        put(&db, "k", b"first").await;
+        for _ in 0..2 {
+            let (m, d) = db
+                .object_with_bytes("b".into(), "k".into())
+                .await
+                .expect("read");
+            assert_eq!((m.size, d.as_deref()), (5, Some(&b"first"[..])));
+        }
+        put(&db, "k", b"second!").await;
+        let (m, d) = db
+            .object_with_bytes("b".into(), "k".into())
+            .await
+            .expect("read");
+        assert_eq!((m.size, d.as_deref()), (7, Some(&b"second!"[..])));
+        db.delete_objects("b".into(), vec!["k".into()], ZoneRules::Override)
+            .await
+            .expect("delete");
+        let gone = db.object_with_bytes("b".into(), "k".into()).await;
+        assert!(matches!(gone, Err(Error::NoSuchKey)), "{gone:?}");
+        put(&db, "k", b"third").await;
+        let (m, d) = db
+            .object_with_bytes("b".into(), "k".into())
+            .await
+            .expect("read");
+        assert_eq!(
+            (m.etag.as_str(), d.as_deref()),
+            ("etag-5", Some(&b"third"[..]))
+        );
+    }
+
+    /// The row and the inline bytes of one read come from one snapshot: while the object
+    /// is overwritten over and over with bodies of other lengths, no read pairs the
+    /// metadata of one version with the bytes of another (or finds no bytes at all).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn metadata_and_inline_bytes_come_from_one_snapshot() {
+        let (_dir, db) = open_db().await;
+        put(&db, "k", &[1; 10]).await;
+        let writer = {
+            let db = db.clone();
+            tokio::spawn(async move {
+                for i in 0..400 {
+                    let len = if i % 2 == 0 { 20 } else { 10 };
+                    put(&db, "k", &vec![len as u8; len]).await;
+                }
+            })
+        };
+        let mut reads = 0;
+        while !writer.is_finished() {
+            let got = db.read(|conn| {
+                let b = bucket_by_name(conn, "b")?;
+                let obj = object_in(conn, b.id, "k")?.ok_or(Error::NoSuchKey)?;
+                let data = inline_bytes(conn, b.id, "k")?;
+                Ok((obj, data))
+            });
+            let (obj, data) = got.await.expect("consistent read");
+            assert_eq!(
+                obj.size,
+                data.len() as u64,
+                "row and bytes of different versions"
+            );
+            reads += 1;
+        }
+        writer.await.expect("writer");
+        assert!(reads > 0);
+    }
 
     #[test]
     fn successor_orders_after_every_extension() {

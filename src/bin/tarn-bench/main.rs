@@ -58,7 +58,11 @@ struct Args {
     /// Keys for HEAD and for DeleteObjects (at most 1000 for DeleteObjects).
     #[arg(long, default_value_t = 1000)]
     head_keys: usize,
-    /// Workload groups to run (comma-separated): limits, small, head, delete, list, large.
+    /// Workload groups to run (comma-separated): limits, small, head, delete, list, large;
+    /// also `http` (only the minimal-handler part of `limits`) and `get` (only the GETs
+    /// of `small`, their keys written untimed). `http,get` together measure the minimal
+    /// handler inside each GET round, interleaved with the targets, so that the ratio to
+    /// it holds up on a noisy machine.
     #[arg(
         long,
         value_delimiter = ',',
@@ -71,6 +75,13 @@ struct Args {
     /// The tarn executable (default: `tarn` beside this program).
     #[arg(long)]
     tarn_bin: Option<PathBuf>,
+    /// A second tarn executable measured beside the first as target `base` (A/B
+    /// comparisons against a baseline build, interleaved round by round).
+    #[arg(long)]
+    baseline_bin: Option<PathBuf>,
+    /// Concurrencies of the small-object and minimal-handler workloads (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+    conc: Vec<usize>,
     /// Do not start Tarn (measure only --endpoint and/or the peer).
     #[arg(long)]
     no_tarn: bool,
@@ -234,6 +245,11 @@ fn start_targets(args: &Args, work: &std::path::Path) -> Result<Vec<Target>> {
             None => std::env::current_exe()?.with_file_name("tarn"),
         };
         targets.push(servers::start_tarn(&bin, &work.join("tarn"))?);
+        if let Some(base) = &args.baseline_bin {
+            let mut t = servers::start_tarn(base, &work.join("tarn-base"))?;
+            t.name = "base".into();
+            targets.push(t);
+        }
     }
     if !args.no_peer {
         match args.peer_bin.clone().or_else(|| servers::which("s3s-fs")) {
@@ -282,7 +298,9 @@ async fn run(args: &Args, work: PathBuf) -> Result<()> {
     let bodies = Arc::new(workloads::small_bodies(small_n, args.small_size));
     let mut res = Results::default();
 
-    if groups("limits") {
+    // `http,get` measure the minimal handler with the GETs instead (see `--only`).
+    let http_with_get = groups("http") && groups("get") && !groups("limits");
+    if groups("limits") || (groups("http") && !http_with_get) {
         eprintln!("machine limits");
         let http = limits::MinimalServer::start(args.small_size)?;
         let ep: client::Ep = Arc::new(client::Endpoint::new(
@@ -293,7 +311,7 @@ async fn run(args: &Args, work: PathBuf) -> Result<()> {
         )?);
         let disk_mib = args.large_mib.min(1024) as usize;
         for r in 0..rounds {
-            for conc in [1, 16, 64] {
+            for &conc in &args.conc {
                 let n = if conc == 1 {
                     args.small_ops / 4
                 } else {
@@ -303,6 +321,9 @@ async fn run(args: &Args, work: PathBuf) -> Result<()> {
                 let m = workloads::closed_loop(&ep, bucket, "x", SmallOp::GetAny, conc, n, &bodies)
                     .await?;
                 res.add(&format!("http_minimal_c{conc}"), "ops/s", MACHINE, r, m);
+            }
+            if !groups("limits") {
+                continue;
             }
             let (w, rd) = limits::disk_write_read(&work, disk_mib)?;
             res.add(
@@ -355,7 +376,7 @@ async fn run(args: &Args, work: PathBuf) -> Result<()> {
 
     if groups("small") {
         eprintln!("small objects ({} bytes)", args.small_size);
-        for conc in [1, 16, 64] {
+        for &conc in &args.conc {
             let n = if conc == 1 {
                 args.small_ops / 4
             } else {
@@ -383,7 +404,7 @@ async fn run(args: &Args, work: PathBuf) -> Result<()> {
     }
     // The GET and HEAD keys: written once per target, untimed unless the PUTs above did.
     let read_prefix = "read";
-    if groups("small") || groups("head") {
+    if groups("small") || groups("get") || groups("head") {
         for t in &targets {
             workloads::closed_loop(
                 &t.ep,
@@ -397,8 +418,20 @@ async fn run(args: &Args, work: PathBuf) -> Result<()> {
             .await?;
         }
     }
-    if groups("small") {
-        for conc in [1, 16, 64] {
+    if groups("small") || groups("get") {
+        let minimal = if http_with_get {
+            let http = limits::MinimalServer::start(args.small_size)?;
+            let ep: client::Ep = Arc::new(client::Endpoint::new(
+                &http.url,
+                servers::ACCESS_KEY,
+                servers::SECRET_KEY,
+                "us-east-1",
+            )?);
+            Some((http, ep))
+        } else {
+            None
+        };
+        for &conc in &args.conc {
             let n = if conc == 1 {
                 args.small_ops / 4
             } else {
@@ -418,6 +451,12 @@ async fn run(args: &Args, work: PathBuf) -> Result<()> {
                     )
                     .await?;
                     res.add(&format!("get_small_c{conc}"), "ops/s", &t.name, r, m);
+                }
+                if let Some((_, ep)) = &minimal {
+                    let m =
+                        workloads::closed_loop(ep, bucket, "x", SmallOp::GetAny, conc, n, &bodies)
+                            .await?;
+                    res.add(&format!("http_minimal_c{conc}"), "ops/s", MACHINE, r, m);
                 }
             }
         }
