@@ -125,6 +125,9 @@ pub async fn run(settings: &Settings, cmd: AdminCommand) -> Result<String, Error
             // unreferenced blobs when it next starts.
             let bucket = &settings.checkout.manifest_bucket;
             crate::checkout::delete_stored_manifests(&db, bucket, &name).await?;
+            // Bump `iam_version` once more, after the last write: a running server
+            // empties its object cache when it notices (see `meta::db`).
+            change(&db, &master, |_, _| Ok(())).await?;
             "{}".into()
         }
         AdminCommand::Key(KeyCmd::Create { user }) => json(

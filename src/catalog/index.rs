@@ -67,15 +67,13 @@ impl SearchIndex {
     }
 
     /// Brings the index up to date with the database (`conn`'s snapshot or newer).
+    /// `conn` must be in a read transaction, as every [`meta::Db::read`] is.
     pub fn refresh(&self, conn: &Connection) -> Result<(), meta::Error> {
-        let tx = conn.unchecked_transaction()?;
-        self.catch_up(&tx, log_head(&tx)?)?;
-        tx.finish()?;
-        Ok(())
+        self.catch_up(conn, log_head(conn)?)
     }
 
-    /// Runs `f` on an index at least as new as `conn`'s read transaction, which
-    /// the caller must have opened.
+    /// Runs `f` on an index at least as new as `conn`'s read transaction (every
+    /// [`meta::Db::read`] runs in one).
     pub(super) fn with_fresh<R>(
         &self,
         conn: &Connection,

@@ -480,8 +480,8 @@ pub async fn search(
         .await?)
 }
 
-/// A search answered by the in-memory index, in one read transaction (the index is
-/// first brought up to that snapshot). Same results as [`run_ranked`] with a query
+/// A search answered by the in-memory index, in the read transaction of `conn`
+/// (the index is first brought up to that snapshot). Same results as [`run_ranked`] with a query
 /// and [`run_reference`] without.
 fn run_indexed(
     conn: &Connection,
@@ -489,24 +489,21 @@ fn run_indexed(
     query: &SearchQuery,
     fts: Option<&str>,
 ) -> Result<SearchResult, meta::Error> {
-    let tx = conn.unchecked_transaction()?;
     let end = query.offset.saturating_add(query.limit);
     let out = match fts {
-        None => index.with_fresh(&tx, |inner| inner.list(query, end))?,
+        None => index.with_fresh(conn, |inner| inner.list(query, end))?,
         Some(fts) => {
-            let Some(terms) = query_terms(&tx, query.q.as_deref().unwrap_or_default())? else {
-                return run_ranked(&tx, query, fts);
+            let Some(terms) = query_terms(conn, query.q.as_deref().unwrap_or_default())? else {
+                return run_ranked(conn, query, fts);
             };
-            index.with_fresh(&tx, |inner| inner.search(&terms, query, end))?
+            index.with_fresh(conn, |inner| inner.search(&terms, query, end))?
         }
     };
     let page = out
         .hits
         .get(query.offset.min(out.hits.len())..)
         .unwrap_or(&[]);
-    let res = finish(&tx, out.counts, page, fts.is_some(), out.total, end)?;
-    tx.finish()?;
-    Ok(res)
+    finish(conn, out.counts, page, fts.is_some(), out.total, end)
 }
 
 /// Parses `q` like [`search`] does.

@@ -392,6 +392,9 @@ impl Iam {
         }
         let version = self.db.read(store::version).await?;
         if version > self.snapshot().version {
+            // Another process (`tarn admin`) wrote: it may also have deleted objects
+            // (a deleted user's manifests), which the object cache must not serve.
+            self.db.invalidate_cache();
             self.reload().await?;
         }
         Ok(())

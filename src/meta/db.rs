@@ -19,8 +19,10 @@
 //! reader that loads the count before it starts reading knows that its snapshot holds
 //! every write acknowledged before that load; the object cache ([`super::cache`]) keys
 //! its entries on it. This holds only if every write to the data goes through this `Db`'s writer:
-//! open a database file once per process and share the handle (the admin CLI, another
-//! process, changes IAM tables only, which nothing caches by generation).
+//! open a database file once per process and share the handle. The one other writer is
+//! the admin CLI: it changes IAM tables (cached elsewhere) and, deleting a user, their
+//! stored manifest objects; it bumps `iam_version` after its last write, and the
+//! server, noticing within its IAM poll interval, calls [`Db::invalidate_cache`].
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -182,6 +184,13 @@ impl Db {
     /// the read's snapshot holds every write acknowledged before the load.
     pub(super) fn generation(&self) -> u64 {
         self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Empties the object cache (by moving to a new generation): for writes made by
+    /// another process, which this writer never saw. The IAM layer calls it when it
+    /// notices that `tarn admin` changed the database.
+    pub fn invalidate_cache(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Runs `f` in the writer's transaction. The result is returned only after the
