@@ -447,9 +447,21 @@ fn run_batch(conn: &mut Connection, jobs: Vec<WriteJob>, generation: Option<&Ato
     let mut replies = Vec::with_capacity(jobs.len());
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         let msg = e.to_string();
+        // A job hands back its reply only once it ran, so run them, but read-only:
+        // outside the transaction each statement would commit on its own (or join
+        // whatever transaction is still open), and the caller is told it failed.
+        let guarded = conn.execute_batch("PRAGMA query_only = ON").is_ok();
         for job in jobs {
-            let (_, reply) = job(conn);
-            replies.push(reply);
+            if guarded {
+                let (_, reply) = job(conn);
+                replies.push(reply);
+            } else {
+                // Cannot even guard: drop the job unrun (its caller sees the writer gone).
+                drop(job);
+            }
+        }
+        if guarded && let Err(e) = conn.execute_batch("PRAGMA query_only = OFF") {
+            tracing::error!(error = %e, "leaving query_only failed");
         }
         bump();
         for reply in replies {
@@ -527,6 +539,34 @@ mod tests {
         assert!(bad.is_err());
         good.expect("good");
         assert_eq!(db.read(count).await.expect("count"), before + 4);
+    }
+
+    /// When the batch's transaction cannot begin, its jobs change nothing (here the
+    /// connection is still inside a transaction, which would have taken their writes
+    /// and committed them later) and every caller gets the error.
+    #[test]
+    fn a_batch_that_cannot_begin_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        drop(Db::open(&path).unwrap());
+        let mut conn = open(&path, false).unwrap();
+        conn.execute_batch("BEGIN").unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let job: WriteJob = Box::new(move |conn| {
+            let res = insert("dangling")(conn);
+            let ok = res.is_ok();
+            let reply: Reply = Box::new(move |commit| {
+                let _ = tx.send((res.is_ok(), commit.is_ok()));
+            });
+            (ok, reply)
+        });
+        run_batch(&mut conn, vec![job], None);
+        assert_eq!(rx.recv().unwrap(), (false, false));
+        conn.execute_batch("COMMIT").unwrap();
+        assert_eq!(count(&conn).unwrap(), 0);
+        // The connection writes again afterwards.
+        insert("after")(&conn).unwrap();
+        assert_eq!(count(&conn).unwrap(), 1);
     }
 
     #[tokio::test]
