@@ -226,6 +226,13 @@ fn from_where(
     } else {
         (String::new(), " FROM datasets d WHERE 1".to_string())
     };
+    push_filters(query, &mut sql, args);
+    (with, sql)
+}
+
+/// Appends the query's filters and visibility rule as conditions on the dataset row
+/// `d` (a `datasets` or `dataset_search` row: both have the columns used).
+fn push_filters(query: &SearchQuery, sql: &mut String, args: &mut Vec<rusqlite::types::Value>) {
     if let Some(z) = query.zone {
         sql.push_str(" AND d.zone = ?");
         args.push(z.as_str().to_string().into());
@@ -250,7 +257,6 @@ fn from_where(
         args.push(k.clone().into());
         args.push(v.clone().into());
     }
-    (with, sql)
 }
 
 /// The reference implementation: materializes every match with its bm25 score,
@@ -403,30 +409,7 @@ fn run_ranked(
          FROM dataset_fts CROSS JOIN dataset_search d ON d.id = dataset_fts.rowid
          WHERE dataset_fts MATCH ?"
     );
-    if let Some(z) = query.zone {
-        sql.push_str(" AND d.zone = ?");
-        args.push(z.as_str().to_string().into());
-    }
-    if let Some(o) = &query.owner {
-        sql.push_str(" AND d.owner = ?");
-        args.push(o.clone().into());
-    }
-    if let Some(f) = &query.format {
-        sql.push_str(" AND d.format = ?");
-        args.push(f.clone().into());
-    }
-    if let Some(cond) = query.visibility.sql(&mut args) {
-        sql.push_str(" AND ");
-        sql.push_str(&cond);
-    }
-    for (k, v) in &query.tags {
-        sql.push_str(
-            " AND EXISTS (SELECT 1 FROM dataset_tags ft WHERE ft.dataset_id = d.id
-              AND ft.key = ? AND ft.value = ?)",
-        );
-        args.push(k.clone().into());
-        args.push(v.clone().into());
-    }
+    push_filters(query, &mut sql, &mut args);
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query(rusqlite::params_from_iter(args.iter()))?;
     let mut counts = FacetCounts::default();
