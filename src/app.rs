@@ -39,6 +39,9 @@ pub struct AppState {
     /// The in-memory search index over the catalog (loaded at start, kept fresh by
     /// every search).
     pub search: Arc<crate::catalog::SearchIndex>,
+    /// The open lock file that keeps a second server off this data directory, held
+    /// for as long as the server runs (see [`lock_data_dir`]).
+    pub data_dir_lock: Arc<std::fs::File>,
 }
 
 /// The request id, assigned by the outermost middleware and echoed as `x-amz-request-id`.
@@ -69,11 +72,47 @@ pub enum StartError {
     Storage(#[from] crate::storage::Error),
     #[error(transparent)]
     Tls(#[from] crate::server::TlsError),
+    #[error(
+        "another tarn server uses the data directory {path} (one server per data directory; \
+         `tarn admin` may run beside it)"
+    )]
+    DataDirInUse { path: std::path::PathBuf },
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
     },
+}
+
+/// Takes an exclusive `flock` on `<data_dir>/tarn.lock`, or fails if another server
+/// holds it. The search index and the object cache assume that every write to the
+/// database comes from this process (or announces itself, as `tarn admin` does); a
+/// second server would silently break that. The kernel releases the lock when the
+/// process ends, however it ends.
+fn lock_data_dir(data_dir: &std::path::Path) -> Result<std::fs::File, StartError> {
+    use std::os::fd::AsRawFd;
+    let path = data_dir.join("tarn.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| StartError::DataDir {
+            path: path.clone(),
+            source,
+        })?;
+    // SAFETY: the descriptor belongs to `file`, alive for the call; no memory is passed.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let err = std::io::Error::last_os_error();
+        return Err(if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            StartError::DataDirInUse {
+                path: data_dir.to_path_buf(),
+            }
+        } else {
+            StartError::DataDir { path, source: err }
+        });
+    }
+    Ok(file)
 }
 
 /// A built server: bound, migrated, cleaned, ready to run.
@@ -93,6 +132,7 @@ impl App {
             path: data_dir.clone(),
             source,
         })?;
+        let lock = lock_data_dir(&data_dir)?;
         let credentials = match (
             &settings.auth.root_access_key,
             &settings.auth.root_secret_key,
@@ -175,6 +215,7 @@ impl App {
                 metrics: Arc::new(Metrics::default()),
                 limiter,
                 search: Arc::new(crate::catalog::SearchIndex::new()),
+                data_dir_lock: Arc::new(lock),
             },
         })
     }

@@ -630,3 +630,28 @@ async fn abandoned_multipart_uploads_are_cleaned_after_the_configured_age() {
         .await;
     assert_err(&parts, 404, "NoSuchUpload");
 }
+
+/// A second server on the same data directory refuses to start, naming the reason;
+/// once the first has gone, a server starts there again.
+#[tokio::test]
+async fn one_server_per_data_directory() {
+    let dir = tmp();
+    let (a, s) = new_credentials();
+    let first =
+        launch(dir.clone(), a.clone(), s.clone(), None, &Launch::default()).expect("first server");
+    let opts = Launch {
+        capture_logs: true,
+        ..Launch::default()
+    };
+    let err = match launch(dir.clone(), a.clone(), s.clone(), None, &opts) {
+        Ok(_) => panic!("a second server started on the same data directory"),
+        Err(e) => e,
+    };
+    assert!(
+        err.contains("another tarn server uses the data directory"),
+        "{err}"
+    );
+    first.create_bucket("still-serving").await;
+    let again = first.restart();
+    again.create_bucket("after-restart").await;
+}
