@@ -773,7 +773,12 @@ def test_presigned_post(server, bucket, sigver):
     post = s3.generate_presigned_post(bucket, "uploads/sig", ExpiresIn=300)
     f = dict(post["fields"])
     sk = "signature" if "signature" in f else "x-amz-signature"
-    f[sk] = ("A" if f[sk][0] != "A" else "B") + f[sk][1:]
+    # Change the value, not just the spelling: SigV4's is hex, where "a" and "A" are the
+    # same digit (this swap once let 1 run in 16 pass a tampered-looking signature).
+    if sk == "x-amz-signature":
+        f[sk] = ("0" if f[sk][0].lower() != "0" else "1") + f[sk][1:]
+    else:
+        f[sk] = ("A" if f[sk][0] != "A" else "B") + f[sk][1:]
     r = requests.post(post["url"], data=f, files={"file": ("x", b"data")}, timeout=30)
     assert r.status_code == 403
     assert s3raw.xml_code(r.content) == "SignatureDoesNotMatch"
