@@ -302,13 +302,7 @@ async fn run(args: &Args, work: PathBuf) -> Result<()> {
     let http_with_get = groups("http") && groups("get") && !groups("limits");
     if groups("limits") || (groups("http") && !http_with_get) {
         eprintln!("machine limits");
-        let http = limits::MinimalServer::start(args.small_size)?;
-        let ep: client::Ep = Arc::new(client::Endpoint::new(
-            &http.url,
-            servers::ACCESS_KEY,
-            servers::SECRET_KEY,
-            "us-east-1",
-        )?);
+        let (_http, ep) = minimal_server(args.small_size)?;
         let disk_mib = args.large_mib.min(1024) as usize;
         for r in 0..rounds {
             for &conc in &args.conc {
@@ -420,14 +414,7 @@ async fn run(args: &Args, work: PathBuf) -> Result<()> {
     }
     if groups("small") || groups("get") {
         let minimal = if http_with_get {
-            let http = limits::MinimalServer::start(args.small_size)?;
-            let ep: client::Ep = Arc::new(client::Endpoint::new(
-                &http.url,
-                servers::ACCESS_KEY,
-                servers::SECRET_KEY,
-                "us-east-1",
-            )?);
-            Some((http, ep))
+            Some(minimal_server(args.small_size)?)
         } else {
             None
         };
@@ -711,4 +698,16 @@ fn report(args: &Args, targets: &[Target], res: &Results) -> Result<()> {
         std::fs::write(p, json.join("\n") + "\n")?;
     }
     Ok(())
+}
+
+/// Starts the minimal HTTP server (the machine's ceiling) and an endpoint for it.
+fn minimal_server(small_size: usize) -> Result<(limits::MinimalServer, client::Ep)> {
+    let http = limits::MinimalServer::start(small_size)?;
+    let ep: client::Ep = Arc::new(client::Endpoint::new(
+        &http.url,
+        servers::ACCESS_KEY,
+        servers::SECRET_KEY,
+        "us-east-1",
+    )?);
+    Ok((http, ep))
 }
