@@ -18,6 +18,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
@@ -86,6 +87,7 @@ struct Inner {
     blobs: PathBuf,
     tmp: PathBuf,
     fsync: bool,
+    uploads: Uploads,
 }
 
 /// A blob written and published, not yet referenced by metadata. Dropping it deletes
@@ -195,12 +197,34 @@ enum Chunk {
 /// and thread wake-up per chunk cost more than hashing it, so chunks travel in batches.
 const BATCH: usize = 1 << 20;
 
-/// Batches queued for each of the writing and the hashing thread. Either thread stalls
-/// now and then (a disk write, the scheduler on two cores); with 4 queued the other
-/// thread and the network side soon stopped too, with 8 a 1 GiB PUT ran 2-25% faster
-/// (16 was no faster and held more memory: a 4-part-parallel multipart upload holds up
-/// to four times this).
+/// Batches queued for the writing and the hashing thread, shared by the uploads in
+/// progress: one upload gets all of them, four get a quarter each (at least
+/// [`MIN_IN_FLIGHT`]). Either thread stalls now and then (a disk write, the scheduler on
+/// two cores); with 4 queued the other thread and the network side soon stopped too,
+/// with 8 a 1 GiB PUT ran 2-25% faster (16 was no faster). Sharing keeps a multipart
+/// upload of four parts at once within the same memory.
 const IN_FLIGHT: usize = 8;
+
+/// The fewest batches queued for one upload.
+const MIN_IN_FLIGHT: usize = 2;
+
+/// Counts the uploads in progress, to share [`IN_FLIGHT`] among them.
+#[derive(Debug, Default)]
+struct Uploads(AtomicUsize);
+
+impl Uploads {
+    /// Registers an upload until the returned guard drops; returns its queue depth.
+    fn enter(&self) -> (usize, impl Drop + '_) {
+        struct Leave<'a>(&'a AtomicUsize);
+        impl Drop for Leave<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        let n = self.0.fetch_add(1, Ordering::Relaxed) + 1;
+        ((IN_FLIGHT / n).max(MIN_IN_FLIGHT), Leave(&self.0))
+    }
+}
 
 /// Bytes per read of a blob stream.
 const READ_CHUNK: u64 = 512 * 1024;
@@ -281,7 +305,12 @@ impl BlobStore {
             fsync_dir(data_dir)?;
         }
         Ok(BlobStore {
-            inner: Arc::new(Inner { blobs, tmp, fsync }),
+            inner: Arc::new(Inner {
+                blobs,
+                tmp,
+                fsync,
+                uploads: Uploads::default(),
+            }),
         })
     }
 
@@ -310,16 +339,17 @@ impl BlobStore {
         S: Stream<Item = Result<Bytes, E>>,
         H: Observer,
     {
+        let (depth, _upload) = self.inner.uploads.enter();
         let side = if parallel { observe.split() } else { None };
         let (side_tx, side_task) = match side {
             Some(part) => {
-                let (stx, srx) = mpsc::channel::<Batch>(IN_FLIGHT);
+                let (stx, srx) = mpsc::channel::<Batch>(depth);
                 let task = tokio::task::spawn_blocking(move || observe_blocking(srx, part));
                 (Some(stx), Some(task))
             }
             None => (None, None),
         };
-        let (tx, rx) = mpsc::channel::<Chunk>(IN_FLIGHT);
+        let (tx, rx) = mpsc::channel::<Chunk>(depth);
         let store = self.clone();
         let writer = tokio::task::spawn_blocking(move || store.write_blocking(rx, observe));
         let mut body = std::pin::pin!(body);
@@ -764,6 +794,24 @@ mod tests {
         let (blob, _) = write_with_sync(&store, len, &mut sync).expect("write");
         assert!(syncs >= 4, "write-behind ran ({syncs} calls)");
         assert!(blob_bytes(dir.path(), blob.id()) == body(len));
+    }
+
+    /// Concurrent uploads share the queued batches; a finished one gives its share back.
+    #[test]
+    fn uploads_share_the_queue_depth() {
+        let uploads = Uploads::default();
+        let (d1, g1) = uploads.enter();
+        let (d2, g2) = uploads.enter();
+        let (d3, _g3) = uploads.enter();
+        let (d4, _g4) = uploads.enter();
+        let (d5, _g5) = uploads.enter();
+        assert_eq!(
+            (d1, d2, d3, d4, d5),
+            (IN_FLIGHT, IN_FLIGHT / 2, 2, 2, MIN_IN_FLIGHT)
+        );
+        drop((g1, g2));
+        assert_eq!(uploads.enter().0, 2);
+        assert_eq!(uploads.0.load(Ordering::Relaxed), 3, "guards left");
     }
 
     /// Reads across blob segments, from an offset, and the error when the files end
