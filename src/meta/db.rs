@@ -110,6 +110,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0008_search_log",
         include_str!("../../migrations/0008_search_log.sql"),
     ),
+    (
+        "0009_audit_outcome_check",
+        include_str!("../../migrations/0009_audit_outcome_check.sql"),
+    ),
 ];
 
 fn open(path: &Path, read_only: bool) -> Result<Connection, Error> {
@@ -479,17 +483,20 @@ fn run_batch(conn: &mut Connection, jobs: Vec<WriteJob>, generation: Option<&Ato
         }
         return;
     }
+    // Prepared once per connection: parsing these for every job was a measurable part
+    // of a small PUT's time on the writer.
+    let run = |sql: &str| conn.prepare_cached(sql).and_then(|mut st| st.execute([]));
     for job in jobs {
-        if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+        if let Err(e) = run("SAVEPOINT job") {
             tracing::error!(error = %e, "savepoint failed");
         }
         let (ok, reply) = job(conn);
         let end = if ok {
-            "RELEASE job"
+            run("RELEASE job")
         } else {
-            "ROLLBACK TO job; RELEASE job"
+            run("ROLLBACK TO job").and_then(|_| run("RELEASE job"))
         };
-        if let Err(e) = conn.execute_batch(end) {
+        if let Err(e) = end {
             tracing::error!(error = %e, "savepoint release failed");
         }
         replies.push(reply);
@@ -522,6 +529,58 @@ mod tests {
             )?;
             Ok(())
         }
+    }
+
+    /// Migration 0009 keeps every audit row and the outcome rule, and the audit insert
+    /// no longer builds a temporary B-tree per row (it did with `outcome IN (...)`).
+    #[test]
+    fn audit_outcome_check_migration_keeps_rows_and_rule() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut conn = Connection::open(dir.path().join("t.db")).expect("open");
+        for (_, sql) in &MIGRATIONS[..8] {
+            conn.execute_batch(sql).expect("old migration");
+        }
+        conn.pragma_update(None, "user_version", 8)
+            .expect("version");
+        let insert = |outcome: &str| {
+            format!(
+                "INSERT INTO audit_log (time, request_id, principal, access_key_id, action,
+                     resource, outcome, status, bytes_in, bytes_out, source, user_agent)
+                 VALUES (7, 'r1', 'alice', 'AK', 'GetObject', 'b/k', '{outcome}', 200, 0, 4,
+                     '127.0.0.1', 'curl')"
+            )
+        };
+        conn.execute_batch(&insert("denied")).expect("old row");
+        migrate(&mut conn).expect("migrate");
+
+        let row: (i64, String, String) = conn
+            .query_row(
+                "SELECT time, principal, outcome FROM audit_log WHERE request_id = 'r1'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .expect("row kept");
+        assert_eq!(row, (7, "alice".into(), "denied".into()));
+        assert!(conn.execute_batch(&insert("maybe")).is_err());
+        conn.execute_batch(&insert("allowed"))
+            .expect("valid outcome");
+        let mut explain = conn
+            .prepare(&format!("EXPLAIN {}", insert("error")))
+            .expect("explain");
+        let ops: Vec<String> = explain
+            .query_map([], |r| r.get(1))
+            .expect("ops")
+            .collect::<Result<_, _>>()
+            .expect("ops");
+        assert!(!ops.iter().any(|o| o == "OpenEphemeral"), "{ops:?}");
+        let indexes: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'audit_log'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("indexes");
+        assert_eq!(indexes, 2);
     }
 
     #[tokio::test]
