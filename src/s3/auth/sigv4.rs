@@ -62,17 +62,25 @@ pub(super) fn parse_credential(
     })
 }
 
-type KeyCache = HashMap<(String, String, String), (String, [u8; 32])>;
+/// Signing keys by `access key id \n date \n region` (none of which holds a newline),
+/// with the secret they were derived from.
+type KeyCache = HashMap<String, (String, [u8; 32])>;
 
 static KEY_CACHE: LazyLock<Mutex<KeyCache>> = LazyLock::new(|| Mutex::new(HashMap::new()));
 
 /// Derive (or fetch from the bounded cache) the signing key for a credential scope.
 pub(super) fn signing_key(cred: &Credential, secret: &str) -> [u8; 32] {
-    let cache_key = (
-        cred.access_key_id.clone(),
-        cred.date.clone(),
-        cred.region.clone(),
-    );
+    let mut cache_key =
+        String::with_capacity(cred.access_key_id.len() + cred.date.len() + cred.region.len() + 2);
+    for (i, part) in [&cred.access_key_id, &cred.date, &cred.region]
+        .into_iter()
+        .enumerate()
+    {
+        if i > 0 {
+            cache_key.push('\n');
+        }
+        cache_key.push_str(part);
+    }
     {
         let cache = KEY_CACHE.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((cached_secret, key)) = cache.get(&cache_key)
@@ -245,8 +253,16 @@ fn check(
         ));
     }
 
+    // The string to sign is this prefix and the hex hash of the canonical request.
+    let mut to_sign = Vec::with_capacity(ALGORITHM.len() + s.amz_date.len() + scope.len() + 67);
+    for part in [ALGORITHM, s.amz_date.as_str(), scope.as_str()] {
+        to_sign.extend_from_slice(part.as_bytes());
+        to_sign.push(b'\n');
+    }
+    let prefix_len = to_sign.len();
+    let mut creq = Vec::with_capacity(512);
     for (uri, query) in candidates {
-        let mut creq = Vec::with_capacity(512);
+        creq.clear();
         for part in [method.as_bytes(), uri.as_bytes(), query.as_bytes()] {
             creq.extend_from_slice(part);
             creq.push(b'\n');
@@ -256,12 +272,9 @@ fn check(
         creq.extend_from_slice(s.signed_headers.as_bytes());
         creq.push(b'\n');
         creq.extend_from_slice(s.payload_hash);
-        let string_to_sign = format!(
-            "{ALGORITHM}\n{}\n{scope}\n{}",
-            s.amz_date,
-            hex::encode(util::sha256(&creq))
-        );
-        let computed = util::hmac_sha256(&key, string_to_sign.as_bytes());
+        to_sign.truncate(prefix_len);
+        to_sign.extend_from_slice(&util::hex32(&util::sha256(&creq)));
+        let computed = util::hmac_sha256(&key, &to_sign);
         if util::ct_eq(&computed, &s.signature) {
             // The signature is good for what it covers; it must cover every x-amz-*
             // header too.

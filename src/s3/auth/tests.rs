@@ -1003,6 +1003,11 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     #[test]
+    fn prop_hex32_is_lower_hex(bytes in any::<[u8; 32]>()) {
+        prop_assert_eq!(util::hex32(&bytes).to_vec(), hex::encode(bytes).into_bytes());
+    }
+
+    #[test]
     fn prop_chunked_split_invariant_kat(cuts in prop::collection::vec(any::<usize>(), 0..20)) {
         let params = kat_chunked_params();
         let body = kat_chunked_body();
