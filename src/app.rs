@@ -7,12 +7,12 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http::{HeaderValue, StatusCode, header};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tower::ServiceExt;
 use tracing::Instrument;
 
 use crate::audit::Audit;
@@ -23,9 +23,21 @@ use crate::meta::Db;
 use crate::metrics::Metrics;
 use crate::storage::BlobStore;
 
-/// Shared state of every request. Cheap to clone.
+/// Shared state of every request: a handle to [`Shared`], cloned with one reference
+/// count (a request used to clone a dozen `Arc`s several times over).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What every request shares: settings, database, blob store, principals, audit.
+pub struct Shared {
     pub settings: Arc<Settings>,
     pub db: Db,
     pub blobs: BlobStore,
@@ -206,7 +218,7 @@ impl App {
         Ok(App {
             listener,
             tls,
-            state: AppState {
+            state: AppState(Arc::new(Shared {
                 settings: Arc::new(settings),
                 db,
                 blobs,
@@ -216,7 +228,7 @@ impl App {
                 limiter,
                 search: Arc::new(crate::catalog::SearchIndex::new()),
                 data_dir_lock: Arc::new(lock),
-            },
+            })),
         })
     }
 
@@ -261,7 +273,7 @@ impl App {
             max_header_bytes: server.max_header_bytes,
             shutdown_grace: Duration::from_secs(server.shutdown_grace_secs),
         };
-        crate::server::serve(self.listener, router(state.clone()), opts, shutdown).await;
+        crate::server::serve(self.listener, Front::new(state.clone()), opts, shutdown).await;
         gc.abort();
         iam_task.abort();
         if let Some(t) = retention {
@@ -278,24 +290,70 @@ impl App {
     }
 }
 
-/// The HTTP routes: health, metrics, the REST API, and S3 for everything else, all
-/// behind one middleware that assigns request ids, limits concurrency, logs and counts.
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/health/live", get(|| async { "ok" }))
-        .route("/health/ready", get(ready))
-        .route("/metrics", get(metrics))
-        .nest("/api/v1", crate::api::router(state.clone()))
-        .fallback(crate::s3::handle)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
-        .with_state(state)
+/// The front door of the listener. Every request passes [`observe`] (request id,
+/// concurrency limit, log line, metrics, audit record); S3 requests then go straight
+/// to the S3 handler, which routes by itself, and the rest (health, metrics, the REST
+/// API) through the axum router. Cheap to clone.
+#[derive(Clone)]
+pub struct Front {
+    state: AppState,
+    routes: Router,
 }
 
-/// The outermost layer of every request: request id, concurrency limit, one log line
-/// and the metrics.
-async fn observe(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+impl Front {
+    /// The front door over `state`.
+    pub fn new(state: AppState) -> Front {
+        let routes = Router::new()
+            .route("/health/live", get(|| async { "ok" }))
+            .route("/health/ready", get(ready))
+            .route("/metrics", get(metrics))
+            .nest("/api/v1", crate::api::router(state.clone()))
+            .fallback(crate::s3::handle)
+            .with_state(state.clone());
+        Front { state, routes }
+    }
+
+    /// Serves one request.
+    pub async fn call(&self, req: Request) -> Response {
+        observe(self, req).await
+    }
+
+    /// The handler's answer to `req`, with S3's report when S3 answered directly.
+    /// Paths the router claims go through it; every other path is S3's (the router's
+    /// fallback is S3 as well, so the two agree).
+    async fn route(
+        &self,
+        mut req: Request,
+        request_id: &Arc<str>,
+    ) -> (Response, Option<crate::s3::Served>) {
+        if routed_path(req.uri().path()) {
+            req.extensions_mut().insert(RequestId(request_id.clone()));
+            match self.routes.clone().oneshot(req).await {
+                Ok(resp) => (resp, None),
+                Err(never) => match never {},
+            }
+        } else {
+            let (resp, served) =
+                crate::s3::serve(self.state.clone(), request_id.clone(), req).await;
+            (resp, Some(served))
+        }
+    }
+}
+
+/// Whether `path` is one of the router's (health, metrics, the REST API), not S3's.
+fn routed_path(path: &str) -> bool {
+    path == "/metrics"
+        || path.starts_with("/health/")
+        || path
+            .strip_prefix("/api/v1")
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// Around every request: request id, concurrency limit, one log line, the metrics and
+/// the audit record.
+async fn observe(front: &Front, req: Request) -> Response {
+    let state = &front.state;
     let request_id = crate::s3::new_request_id();
-    req.extensions_mut().insert(RequestId(request_id.clone()));
     let started = std::time::Instant::now();
     let _in_flight = state.metrics.start();
     let method = req.method().clone();
@@ -322,22 +380,38 @@ async fn observe(State(state): State<AppState>, mut req: Request, next: Next) ->
         time_ms: crate::meta::now_millis(),
     });
     let permit = state.limiter.clone().try_acquire_owned();
-    let mut resp = match permit {
-        Ok(_permit) => next.run(req).instrument(span.clone()).await,
-        Err(_) => crate::s3::overloaded(&path, &request_id),
+    let (mut resp, mut served) = match permit {
+        Ok(_permit) => front.route(req, &request_id).instrument(span.clone()).await,
+        Err(_) => (crate::s3::overloaded(&path, &request_id), None),
     };
-    let op = resp
-        .extensions()
-        .get::<OpName>()
-        .map(|o| o.0)
+    if served.is_none() {
+        // Answered by the router (or refused here): S3's fallback reports through the
+        // response's extensions.
+        let ext = resp.extensions_mut();
+        if let Some(OpName(op)) = ext.remove::<OpName>() {
+            served = Some(crate::s3::Served {
+                op,
+                principal: ext.remove::<crate::iam::Principal>(),
+                resource: ext
+                    .remove::<crate::audit::AuditResource>()
+                    .map(|r| r.0)
+                    .unwrap_or_else(|| path.clone()),
+            });
+        }
+    }
+    let op = served
+        .as_ref()
+        .map(|s| s.op)
         .unwrap_or(match path.as_str() {
             "/metrics" => "Metrics",
             p if p.starts_with("/health/") => "Health",
             p if p.starts_with("/api/") => "RestApi",
             _ => "Other",
         });
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        resp.headers_mut().entry("x-amz-request-id").or_insert(v);
+    if !resp.headers().contains_key(crate::s3::X_AMZ_REQUEST_ID)
+        && let Ok(v) = HeaderValue::from_str(&request_id)
+    {
+        resp.headers_mut().insert(crate::s3::X_AMZ_REQUEST_ID, v);
     }
     // hyper sends `100 Continue` only when a body is read. A request that expected it
     // but was answered without (an empty body, or refused early) leaves some clients
@@ -353,7 +427,12 @@ async fn observe(State(state): State<AppState>, mut req: Request, next: Next) ->
     state
         .metrics
         .record(op, status, elapsed, bytes_in, bytes_out);
-    let principal = resp.extensions().get::<crate::iam::Principal>();
+    let ext = resp.extensions();
+    let principal = match &served {
+        Some(s) => s.principal.as_ref(),
+        // The REST API leaves its caller in the response's extensions.
+        None => ext.get::<crate::iam::Principal>(),
+    };
     span.in_scope(|| {
         tracing::info!(
             op,
@@ -367,25 +446,26 @@ async fn observe(State(state): State<AppState>, mut req: Request, next: Next) ->
         );
     });
     if let Some(a) = audit_req {
-        let ext = resp.extensions();
         let action = match ext.get::<crate::audit::RouteName>() {
             Some(r) => format!("{method} {}", r.0),
             None => op.to_string(),
         };
+        let principal_name = principal.map(|p| p.name().to_string());
+        let access_key_id = principal
+            .map(|p| p.access_key_id.clone())
+            .unwrap_or(a.claimed_key);
         state.audit.record(crate::audit::Record {
             id: 0,
             time: String::new(),
             time_ms: a.time_ms,
             request_id: request_id.to_string(),
-            principal: principal.map(|p| p.name().to_string()),
-            access_key_id: principal
-                .map(|p| p.access_key_id.clone())
-                .unwrap_or(a.claimed_key),
+            principal: principal_name,
+            access_key_id,
             action,
-            resource: ext
-                .get::<crate::audit::AuditResource>()
-                .map(|r| r.0.clone())
-                .unwrap_or(path),
+            resource: match served {
+                Some(s) => s.resource,
+                None => path,
+            },
             outcome: crate::audit::Outcome::of(status),
             status,
             bytes_in,
@@ -509,6 +589,39 @@ async fn upload_gc(state: AppState) {
                 state.blobs.delete_later(blobs);
             }
             Err(e) => tracing::warn!(error = %e, "abandoned upload cleanup failed"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::routed_path;
+
+    /// The front door sends exactly what the router serves to the router, so S3 keeps
+    /// every other path (a bucket may well be named `health` or `metrics2`).
+    #[test]
+    fn the_router_claims_only_its_own_paths() {
+        for p in [
+            "/metrics",
+            "/health/live",
+            "/health/ready",
+            "/api/v1",
+            "/api/v1/",
+            "/api/v1/datasets",
+        ] {
+            assert!(routed_path(p), "{p}");
+        }
+        for p in [
+            "/",
+            "/metrics2",
+            "/metrics/x",
+            "/health",
+            "/api",
+            "/api/v1x",
+            "/api/v2/datasets",
+            "/bucket/api/v1",
+        ] {
+            assert!(!routed_path(p), "{p}");
         }
     }
 }

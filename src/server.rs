@@ -1,14 +1,15 @@
 //! The HTTP(S) accept loop: TLS, per-connection limits and timeouts, graceful shutdown.
 //!
 //! axum's own `serve` has no TLS and no knobs for header size or read timeouts, so
-//! connections are driven here with hyper directly; the router stays the same.
+//! connections are driven here with hyper directly, each request handed to the
+//! [`Front`].
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -16,7 +17,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
-use tower::ServiceExt;
+
+use crate::app::Front;
 
 /// How connections are served.
 #[derive(Clone)]
@@ -80,7 +82,7 @@ pub fn load_tls(
 /// in-flight requests `shutdown_grace` to finish before closing what remains.
 pub async fn serve(
     listener: TcpListener,
-    router: Router,
+    front: Front,
     opts: ServeOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) {
@@ -101,10 +103,11 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = tcp.set_nodelay(true);
-        let router = router.clone();
+        let front = front.clone();
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             req.extensions_mut().insert(ConnectInfo(peer));
-            router.clone().oneshot(req.map(axum::body::Body::new))
+            let front = front.clone();
+            async move { Ok::<_, Infallible>(front.call(req.map(axum::body::Body::new)).await) }
         });
         let mut builder = http1::Builder::new();
         builder

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::body::Body;
 use axum::extract::State;
-use http::{HeaderValue, Request, Response, header};
+use http::{HeaderName, HeaderValue, Request, Response, header};
 
 use crate::app::AppState;
 use auth::{SecretLookup, Verified};
@@ -76,16 +76,32 @@ pub fn new_request_id() -> Arc<str> {
     Arc::from(format!("{prefix:08X}{n:08X}"))
 }
 
-/// The S3 entry point: every request that is not for the REST API or health lands here.
-pub async fn handle(State(app): State<AppState>, req: Request<Body>) -> Response<Body> {
-    let request_id = req
-        .extensions()
-        .get::<crate::app::RequestId>()
-        .map(|r| r.0.clone())
-        .unwrap_or_else(new_request_id);
+/// `x-amz-request-id`, the request id on every S3 answer.
+pub const X_AMZ_REQUEST_ID: HeaderName = HeaderName::from_static("x-amz-request-id");
+/// `x-amz-id-2`, which S3 clients log beside the request id.
+const X_AMZ_ID_2: HeaderName = HeaderName::from_static("x-amz-id-2");
+
+/// What the S3 layer reports about a request it answered, for the log line, the
+/// metrics and the audit record.
+pub struct Served {
+    /// The S3 operation (`GetObject`), or `Unknown` when the request did not route.
+    pub op: &'static str,
+    /// The caller whose signature verified.
+    pub principal: Option<crate::iam::Principal>,
+    /// What the request was about: `bucket/key`, the bucket, or else the path.
+    pub resource: String,
+}
+
+/// The S3 entry point: answers a request that is not for the REST API or health,
+/// turning every error into its XML document, and reports what it served.
+pub async fn serve(
+    app: AppState,
+    request_id: Arc<str>,
+    req: Request<Body>,
+) -> (Response<Body>, Served) {
     let (parts, body) = req.into_parts();
-    let resource = parts.uri.path().to_string();
-    let method = parts.method.clone();
+    let path = parts.uri.path().to_string();
+    let head = parts.method == http::Method::HEAD;
     let mut principal = None;
     let mut audited = None;
     let result = dispatch(
@@ -105,24 +121,38 @@ pub async fn handle(State(app): State<AppState>, req: Request<Body>) -> Response
             } else {
                 tracing::debug!(op, code = e.code.as_str(), message = %e.message, "request refused");
             }
-            (
-                error_response(&e, &resource, &request_id, method == http::Method::HEAD),
-                op,
-            )
+            (error_response(&e, &path, &request_id, head), op)
         }
     };
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&request_id) {
-        h.insert("x-amz-request-id", v.clone());
-        h.insert("x-amz-id-2", v);
+        h.insert(X_AMZ_REQUEST_ID, v.clone());
+        h.insert(X_AMZ_ID_2, v);
     }
     h.insert(header::SERVER, HeaderValue::from_static("Tarn"));
-    resp.extensions_mut().insert(crate::app::OpName(op));
-    if let Some(p) = principal {
-        resp.extensions_mut().insert(p);
+    let served = Served {
+        op,
+        principal,
+        resource: audited.unwrap_or(path),
+    };
+    (resp, served)
+}
+
+/// [`serve`] as an axum handler (the router's fallback): takes the request id from
+/// the request and leaves the report in the response's extensions.
+pub async fn handle(State(app): State<AppState>, req: Request<Body>) -> Response<Body> {
+    let request_id = req
+        .extensions()
+        .get::<crate::app::RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_else(new_request_id);
+    let (mut resp, served) = serve(app, request_id, req).await;
+    let ext = resp.extensions_mut();
+    ext.insert(crate::app::OpName(served.op));
+    if let Some(p) = served.principal {
+        ext.insert(p);
     }
-    resp.extensions_mut()
-        .insert(crate::audit::AuditResource(audited.unwrap_or(resource)));
+    ext.insert(crate::audit::AuditResource(served.resource));
     resp
 }
 
@@ -282,14 +312,15 @@ async fn dispatch(
         verified,
         principal: who,
     };
-    match ctx.principal.clone() {
+    match &ctx.principal {
         // A checkout manifest's credential: its own, narrower rules.
         Some(who) if who.manifest.is_some() => {
+            let who = who.clone();
             crate::checkout::access::authorize_link(&mut ctx, &who)
                 .await
                 .map_err(|e| (e, op))?
         }
-        Some(who) => access::authorize(&ctx, &who).await.map_err(|e| (e, op))?,
+        Some(who) => access::authorize(&ctx, who).await.map_err(|e| (e, op))?,
         None => {}
     }
     let iam = (route_deletes_grants(&ctx.route.endpoint)).then(|| ctx.app.iam.clone());
