@@ -351,7 +351,13 @@ impl Iam {
         let k = snap.keys.get(access_key_id).filter(|k| k.enabled)?;
         let user = snap.users.get(&k.user_id)?.clone();
         if let Ok(mut m) = self.last_used.lock() {
-            m.insert(access_key_id.to_string(), meta::now_millis());
+            let now = meta::now_millis();
+            match m.get_mut(access_key_id) {
+                Some(t) => *t = now,
+                None => {
+                    m.insert(access_key_id.to_string(), now);
+                }
+            }
         }
         Some(Principal {
             user,

@@ -81,6 +81,20 @@ impl ObjectCache {
         if !inner.advance(now) {
             return None;
         }
+        // The lookup key goes on the stack when it fits (it nearly always does).
+        let mut buf = [0u8; 512];
+        let len = bucket.len() + 1 + key.len();
+        if let Some(out) = buf.get_mut(..len) {
+            let (b, rest) = out.split_at_mut(bucket.len());
+            b.copy_from_slice(bucket.as_bytes());
+            if let Some((slash, k)) = rest.split_first_mut() {
+                *slash = b'/';
+                k.copy_from_slice(key.as_bytes());
+            }
+            if let Ok(k) = std::str::from_utf8(out) {
+                return inner.map.get(k).cloned();
+            }
+        }
         inner.map.get(&cache_key(bucket, key)).cloned()
     }
 

@@ -299,13 +299,14 @@ impl Db {
     /// write batch (see [`super::cache`]); no write acknowledged before the call is missed.
     pub async fn object_with_bytes(
         &self,
-        bucket: String,
-        key: String,
+        bucket: &str,
+        key: &str,
     ) -> Result<(ObjectMeta, Option<bytes::Bytes>), Error> {
         let read_at = self.generation();
-        if let Some(hit) = self.cache.get(&bucket, &key, read_at) {
+        if let Some(hit) = self.cache.get(bucket, key, read_at) {
             return Ok((hit.meta.clone(), hit.data.clone()));
         }
+        let (bucket, key) = (bucket.to_string(), key.to_string());
         let (bucket, key, found) = self
             .read(move |conn| {
                 let b = bucket_by_name(conn, &bucket)?;
@@ -495,28 +496,19 @@ mod tests {
         let (_dir, db) = open_db().await;
         put(&db, "k", b"first").await;
         for _ in 0..2 {
-            let (m, d) = db
-                .object_with_bytes("b".into(), "k".into())
-                .await
-                .expect("read");
+            let (m, d) = db.object_with_bytes("b", "k").await.expect("read");
             assert_eq!((m.size, d.as_deref()), (5, Some(&b"first"[..])));
         }
         put(&db, "k", b"second!").await;
-        let (m, d) = db
-            .object_with_bytes("b".into(), "k".into())
-            .await
-            .expect("read");
+        let (m, d) = db.object_with_bytes("b", "k").await.expect("read");
         assert_eq!((m.size, d.as_deref()), (7, Some(&b"second!"[..])));
         db.delete_objects("b".into(), vec!["k".into()], ZoneRules::Override)
             .await
             .expect("delete");
-        let gone = db.object_with_bytes("b".into(), "k".into()).await;
+        let gone = db.object_with_bytes("b", "k").await;
         assert!(matches!(gone, Err(Error::NoSuchKey)), "{gone:?}");
         put(&db, "k", b"third").await;
-        let (m, d) = db
-            .object_with_bytes("b".into(), "k".into())
-            .await
-            .expect("read");
+        let (m, d) = db.object_with_bytes("b", "k").await.expect("read");
         assert_eq!(
             (m.etag.as_str(), d.as_deref()),
             ("etag-5", Some(&b"third"[..]))

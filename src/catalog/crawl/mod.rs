@@ -277,9 +277,7 @@ async fn read_range(
     offset: u64,
     len: u64,
 ) -> Result<Vec<u8>, Error> {
-    let (obj, inline) = db
-        .object_with_bytes(bucket.to_string(), key.to_string())
-        .await?;
+    let (obj, inline) = db.object_with_bytes(bucket, key).await?;
     let source = match inline {
         Some(data) => Source::Inline(data),
         None => {

@@ -128,10 +128,22 @@ pub async fn put_object(ctx: Ctx, body: Body) -> Result<Response<Body>, S3Error>
         .transpose()?;
     let cond = write_condition(&ctx)?;
     let want = ingest::checksum_request(&ctx)?;
-    // Refuse before reading the body if the bucket is not there.
-    ctx.app.db.bucket(bucket.clone()).await?;
-    let (blob, inline, size, etag, checksum) = if ingest::fits_inline(&ctx) {
-        let got = ingest::ingest_inline(&ctx, body, &want).await?;
+    // A large body is refused before it is read if the bucket is not there. A small
+    // one is read first: the commit finds a missing bucket just the same, and every
+    // small PUT is spared a database round trip (a missing bucket still comes before
+    // the body's own errors, as in S3).
+    let small = ingest::fits_inline(&ctx);
+    if !small {
+        ctx.app.db.bucket(bucket.clone()).await?;
+    }
+    let (blob, inline, size, etag, checksum) = if small {
+        let got = match ingest::ingest_inline(&ctx, body, &want).await {
+            Ok(got) => got,
+            Err(e) => {
+                ctx.app.db.bucket(bucket.clone()).await?;
+                return Err(e);
+            }
+        };
         let size = got.data.len() as u64;
         let data = (size > 0).then_some(got.data);
         (None, data, size, got.md5_hex, got.checksum)
@@ -200,11 +212,7 @@ pub(super) async fn open_object(
 ) -> Result<(ObjectMeta, Source), S3Error> {
     let mut attempt = 0;
     loop {
-        let (obj, inline) = ctx
-            .app
-            .db
-            .object_with_bytes(bucket.to_string(), key.to_string())
-            .await?;
+        let (obj, inline) = ctx.app.db.object_with_bytes(bucket, key).await?;
         if let Some(data) = inline {
             return Ok((obj, Source::Inline(data)));
         }
@@ -228,13 +236,12 @@ pub(super) async fn open_object(
 
 /// GetObject and HeadObject.
 pub async fn get_object(ctx: Ctx, head: bool) -> Result<Response<Body>, S3Error> {
-    let bucket = ctx.bucket()?.to_string();
-    let key = ctx.key()?.to_string();
+    let (bucket, key) = (ctx.bucket()?, ctx.key()?);
     let (obj, source) = if head {
-        let obj = ctx.app.db.object(bucket.clone(), key.clone()).await?;
+        let obj = ctx.app.db.object(bucket.into(), key.into()).await?;
         (obj, Source::Blobs(Vec::new()))
     } else {
-        open_object(&ctx, &bucket, &key).await?
+        open_object(&ctx, bucket, key).await?
     };
     check_read_preconditions(&ctx, &obj)?;
 
@@ -289,7 +296,12 @@ pub async fn get_object(ctx: Ctx, head: bool) -> Result<Response<Body>, S3Error>
         (None, None) => (0, obj.size, false),
     };
 
-    let mut b = Response::builder()
+    let mut b = Response::builder();
+    if let Some(h) = b.headers_mut() {
+        // Room for what is set below and by the layers above, without regrowing.
+        h.reserve(16);
+    }
+    b = b
         .status(if partial {
             StatusCode::PARTIAL_CONTENT
         } else {
