@@ -375,7 +375,10 @@ async fn observe(front: &Front, req: Request) -> Response {
             .headers()
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
-            .map(|v| v.chars().take(256).collect()),
+            .map(|v| match v.char_indices().nth(256) {
+                Some((end, _)) => v.get(..end).unwrap_or(v).to_string(),
+                None => v.to_string(),
+            }),
         claimed_key: claimed_access_key(&req),
         time_ms: crate::meta::now_millis(),
     });
@@ -498,7 +501,11 @@ fn claimed_access_key(req: &Request) -> Option<String> {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
     {
-        if let Some(rest) = v.split("Credential=").nth(1) {
+        // SDKs put the credential first; look further only when they did not.
+        let rest = v
+            .strip_prefix("AWS4-HMAC-SHA256 Credential=")
+            .or_else(|| v.split_once("Credential=").map(|(_, r)| r));
+        if let Some(rest) = rest {
             return valid(rest.split('/').next().unwrap_or(""));
         }
         if let Some(rest) = v.strip_prefix("AWS ") {

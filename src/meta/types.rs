@@ -174,7 +174,11 @@ pub struct ObjectMeta {
 impl ObjectMeta {
     /// The ETag as it appears in headers and XML, with quotes.
     pub fn quoted_etag(&self) -> String {
-        format!("\"{}\"", self.etag)
+        let mut q = String::with_capacity(self.etag.len() + 2);
+        q.push('"');
+        q.push_str(&self.etag);
+        q.push('"');
+        q
     }
 }
 
