@@ -312,12 +312,7 @@ async fn run(args: &Args, work: PathBuf) -> Result<()> {
         for r in 0..rounds {
             if let Some((_, ep)) = &minimal {
                 for &conc in &args.conc {
-                    let n = if conc == 1 {
-                        args.small_ops / 4
-                    } else {
-                        args.small_ops
-                    }
-                    .max(1);
+                    let n = small_ops_at(args, conc);
                     let m =
                         workloads::closed_loop(ep, bucket, "x", SmallOp::GetAny, conc, n, &bodies)
                             .await?;
@@ -379,12 +374,7 @@ async fn run(args: &Args, work: PathBuf) -> Result<()> {
     if groups("small") {
         eprintln!("small objects ({} bytes)", args.small_size);
         for &conc in &args.conc {
-            let n = if conc == 1 {
-                args.small_ops / 4
-            } else {
-                args.small_ops
-            }
-            .max(1);
+            let n = small_ops_at(args, conc);
             for r in 0..rounds {
                 for t in order(&targets, r) {
                     let prefix = format!("put/c{conc}/r{r}");
@@ -423,12 +413,7 @@ async fn run(args: &Args, work: PathBuf) -> Result<()> {
             None
         };
         for &conc in &args.conc {
-            let n = if conc == 1 {
-                args.small_ops / 4
-            } else {
-                args.small_ops
-            }
-            .max(1);
+            let n = small_ops_at(args, conc);
             for r in 0..rounds {
                 for t in order(&targets, r) {
                     let m = workloads::closed_loop(
@@ -702,6 +687,16 @@ fn report(args: &Args, targets: &[Target], res: &Results) -> Result<()> {
         std::fs::write(p, json.join("\n") + "\n")?;
     }
     Ok(())
+}
+
+/// Operations per small-object measurement at concurrency `conc` (a quarter at 1).
+fn small_ops_at(args: &Args, conc: usize) -> usize {
+    if conc == 1 {
+        args.small_ops / 4
+    } else {
+        args.small_ops
+    }
+    .max(1)
 }
 
 /// Starts the minimal HTTP server (the machine's ceiling) and an endpoint for it.
