@@ -604,8 +604,8 @@ async fn upload_gc(state: AppState) {
 mod tests {
     use super::routed_path;
 
-    /// The front door sends exactly what the router serves to the router, so S3 keeps
-    /// every other path (a bucket may well be named `health` or `metrics2`).
+    /// Only the router's own paths go to the router; every other path stays S3's (a
+    /// bucket may well be named `health` or `metrics2`).
     #[test]
     fn the_router_claims_only_its_own_paths() {
         for p in [

@@ -1,5 +1,5 @@
 //! The S3 protocol layer: authenticate, route, dispatch, and turn every error into the
-//! S3 XML error document in one place ([`handle`]).
+//! S3 XML error document in one place ([`serve`]).
 
 pub mod access;
 pub mod auth;
