@@ -30,5 +30,6 @@ pub mod iam;
 pub mod meta;
 pub mod metrics;
 pub mod s3;
+pub mod scratch;
 pub mod server;
 pub mod storage;

@@ -27,8 +27,9 @@ const MAX_ENTRIES: usize = 8192;
 /// Most bytes (object bytes plus keys) kept; beyond it the cache starts over.
 const MAX_BYTES: usize = 32 << 20;
 
-/// What one cached read returned.
-pub(super) struct Cached {
+/// What one read of an object returned: its metadata and, for a small object kept
+/// inline, its bytes. Shared between the cache and the requests it serves.
+pub struct ObjectRead {
     pub meta: ObjectMeta,
     /// The bytes of an inline object; `None` for an object kept in blobs.
     pub data: Option<Bytes>,
@@ -43,7 +44,7 @@ pub(super) struct ObjectCache {
 #[derive(Default)]
 struct Inner {
     generation: u64,
-    map: HashMap<String, Arc<Cached>>,
+    map: HashMap<String, Arc<ObjectRead>>,
     bytes: usize,
 }
 
@@ -61,7 +62,7 @@ impl Inner {
 }
 
 /// What an entry counts against [`MAX_BYTES`] (the 256 stands for the metadata).
-fn entry_size(key_len: usize, entry: &Cached) -> usize {
+fn entry_size(key_len: usize, entry: &ObjectRead) -> usize {
     key_len + entry.data.as_ref().map_or(0, Bytes::len) + 256
 }
 
@@ -76,33 +77,19 @@ fn cache_key(bucket: &str, key: &str) -> String {
 impl ObjectCache {
     /// The entry for `bucket/key` if it was read in generation `now` (the generation
     /// loaded by the caller just now).
-    pub fn get(&self, bucket: &str, key: &str, now: u64) -> Option<Arc<Cached>> {
+    pub fn get(&self, bucket: &str, key: &str, now: u64) -> Option<Arc<ObjectRead>> {
         let mut inner = self.inner.lock().ok()?;
         if !inner.advance(now) {
             return None;
         }
-        // The lookup key goes on the stack when it fits (it nearly always does).
-        let mut buf = [0u8; 512];
-        let len = bucket.len() + 1 + key.len();
-        if let Some(out) = buf.get_mut(..len) {
-            let (b, rest) = out.split_at_mut(bucket.len());
-            b.copy_from_slice(bucket.as_bytes());
-            if let Some((slash, k)) = rest.split_first_mut() {
-                *slash = b'/';
-                k.copy_from_slice(key.as_bytes());
-            }
-            if let Ok(k) = std::str::from_utf8(out) {
-                return inner.map.get(k).cloned();
-            }
-        }
-        inner.map.get(&cache_key(bucket, key)).cloned()
+        crate::scratch::joined(&[bucket, key], '/', |k| inner.map.get(k).cloned())
     }
 
     /// Keeps what a read returned. `read_at` is the generation loaded before the read
     /// began and `now` the one loaded after it ended; an entry is kept only if no write
     /// batch finished in between, so that it is as new as the generation it is filed
     /// under.
-    pub fn insert(&self, bucket: &str, key: &str, read_at: u64, now: u64, entry: Arc<Cached>) {
+    pub fn insert(&self, bucket: &str, key: &str, read_at: u64, now: u64, entry: Arc<ObjectRead>) {
         if read_at != now {
             return;
         }
@@ -134,8 +121,8 @@ mod tests {
     use super::*;
     use crate::meta::ObjectHeaders;
 
-    fn entry(etag: &str, data: &'static [u8]) -> Arc<Cached> {
-        Arc::new(Cached {
+    fn entry(etag: &str, data: &'static [u8]) -> Arc<ObjectRead> {
+        Arc::new(ObjectRead {
             meta: ObjectMeta {
                 key: "k".into(),
                 size: data.len() as u64,

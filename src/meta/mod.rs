@@ -14,6 +14,7 @@ mod types;
 pub mod zones;
 
 pub use buckets::Bucket;
+pub use cache::ObjectRead;
 pub use db::Db;
 pub use multipart::{CompletePart, CompleteRequest, PartRow, Upload, UploadList, UploadListing};
 pub use objects::{

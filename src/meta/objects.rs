@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use rusqlite::{Connection, params};
 
 use super::buckets::bucket_by_name;
-use super::cache::Cached;
+use super::cache::ObjectRead;
 use super::stats::{self, Version};
 use super::types::{from_json, to_json};
 use super::zones::{ZoneRules, check_overwrite};
@@ -302,9 +302,19 @@ impl Db {
         bucket: &str,
         key: &str,
     ) -> Result<(ObjectMeta, Option<bytes::Bytes>), Error> {
+        let read = self.object_read(bucket, key).await?;
+        Ok((read.meta.clone(), read.data.clone()))
+    }
+
+    /// [`Db::object_with_bytes`] without copying: the read shared with the object cache.
+    pub async fn object_read(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<std::sync::Arc<ObjectRead>, Error> {
         let read_at = self.generation();
         if let Some(hit) = self.cache.get(bucket, key, read_at) {
-            return Ok((hit.meta.clone(), hit.data.clone()));
+            return Ok(hit);
         }
         let (bucket, key) = (bucket.to_string(), key.to_string());
         let (bucket, key, found) = self
@@ -316,14 +326,14 @@ impl Db {
                 } else {
                     None
                 };
-                Ok((bucket, key, Cached { meta: obj, data }))
+                Ok((bucket, key, ObjectRead { meta: obj, data }))
             })
             .await?;
-        let (meta, data) = (found.meta.clone(), found.data.clone());
+        let found = std::sync::Arc::new(found);
         let now = self.generation();
         self.cache
-            .insert(&bucket, &key, read_at, now, std::sync::Arc::new(found));
-        Ok((meta, data))
+            .insert(&bucket, &key, read_at, now, found.clone());
+        Ok(found)
     }
 
     /// Commits an object row (the moment it becomes visible), checking `cond`

@@ -474,14 +474,14 @@ fn verify_v4(
             "x-amz-date must be in the ISO8601 basic format YYYYMMDDTHHMMSSZ".into(),
         ));
     }
-    if amz_date.get(..8) != Some(cred.date.as_str()) {
+    if amz_date.get(..8) != Some(cred.date) {
         return Err(PostPolicyError::InvalidArgument(format!(
             "the credential date '{}' is not the date of x-amz-date",
             cred.date
         )));
     }
     let secret = secrets
-        .secret_for(&cred.access_key_id)
+        .secret_for(cred.access_key_id)
         .ok_or(PostPolicyError::InvalidAccessKeyId)?;
     let key = sigv4::signing_key(&cred, &secret);
     let computed = util::hmac_sha256(&key, policy.as_bytes());
@@ -490,7 +490,7 @@ fn verify_v4(
     if !util::ct_eq(&computed, &provided) {
         return Err(PostPolicyError::SignatureDoesNotMatch);
     }
-    Ok((cred.access_key_id, cred.region))
+    Ok((cred.access_key_id.to_owned(), cred.region.to_owned()))
 }
 
 /// SigV2: returns the access key id.

@@ -176,22 +176,23 @@ pub(crate) fn verify_header(
         return Err(err("expected 'AWS AccessKeyId:Signature'".into()));
     }
     let repeated = |_| err("repeated date header".into());
-    let (date_line, time): (&[u8], i64) = match req.header("x-amz-date").map_err(repeated)? {
-        Some(v) => (
-            b"",
-            util::parse_http_date(v).ok_or_else(|| err("invalid x-amz-date header".into()))?,
-        ),
-        None => {
-            let v = req
-                .header("date")
-                .map_err(repeated)?
-                .ok_or_else(|| err("missing Date or x-amz-date header".into()))?;
-            (
-                v,
-                util::parse_http_date(v).ok_or_else(|| err("invalid Date header".into()))?,
-            )
-        }
-    };
+    let (date_line, time): (&[u8], i64) =
+        match req.header(crate::s3::names::X_AMZ_DATE).map_err(repeated)? {
+            Some(v) => (
+                b"",
+                util::parse_http_date(v).ok_or_else(|| err("invalid x-amz-date header".into()))?,
+            ),
+            None => {
+                let v = req
+                    .header(http::header::DATE)
+                    .map_err(repeated)?
+                    .ok_or_else(|| err("missing Date or x-amz-date header".into()))?;
+                (
+                    v,
+                    util::parse_http_date(v).ok_or_else(|| err("invalid Date header".into()))?,
+                )
+            }
+        };
     if !util::within_skew(time, req.now) {
         return Err(AuthError::RequestTimeTooSkewed);
     }

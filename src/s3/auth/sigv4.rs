@@ -1,10 +1,15 @@
 //! AWS Signature Version 4: `Authorization` header and presigned query.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
 
+use hmac::Mac;
+use sha2::{Digest, Sha256};
+
 use super::util::{self, Request};
 use super::{AuthError, AuthKind, PayloadMode, SecretLookup, StreamingParams, Verified};
+use crate::s3::names::{X_AMZ_CONTENT_SHA256, X_AMZ_DATE, X_AMZ_DECODED_CONTENT_LENGTH};
 
 /// SHA-256 of the empty string, hex.
 pub(crate) const EMPTY_SHA256_HEX: &str =
@@ -14,26 +19,44 @@ const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 const MAX_PRESIGN_EXPIRES: u64 = 604_800;
 const KEY_CACHE_CAP: usize = 1024;
 
-/// Parsed credential scope `AKID/YYYYMMDD/region/s3/aws4_request`.
-pub(super) struct Credential {
-    pub(super) access_key_id: String,
-    pub(super) date: String,
-    pub(super) region: String,
+/// Parsed credential scope `AKID/YYYYMMDD/region/s3/aws4_request`, borrowed from the
+/// request.
+pub(super) struct Credential<'a> {
+    pub(super) access_key_id: &'a str,
+    pub(super) date: &'a str,
+    pub(super) region: &'a str,
 }
 
-impl Credential {
+impl Credential<'_> {
+    /// `YYYYMMDD/region/s3/aws4_request`.
     fn scope(&self) -> String {
-        format!("{}/{}/s3/aws4_request", self.date, self.region)
+        let mut out = String::with_capacity(self.date.len() + self.region.len() + 17);
+        self.scope_parts(|part| out.push_str(part));
+        out
+    }
+
+    /// Passes the pieces of the scope to `f`, in order.
+    fn scope_parts(&self, mut f: impl FnMut(&str)) {
+        for part in [self.date, "/", self.region, "/s3/aws4_request"] {
+            f(part);
+        }
     }
 }
 
 pub(super) fn parse_credential(
     value: &[u8],
     err: fn(String) -> AuthError,
-) -> Result<Credential, AuthError> {
+) -> Result<Credential<'_>, AuthError> {
     let value = std::str::from_utf8(value).map_err(|_| err("credential is not UTF-8".into()))?;
-    let parts: Vec<&str> = value.split('/').collect();
-    let [akid, date, region, service, terminator] = parts.as_slice() else {
+    let mut parts = value.split('/');
+    let (Some(akid), Some(date), Some(region), Some(service), Some(terminator), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
         return Err(err(format!("the credential '{value}' is malformed")));
     };
     if akid.is_empty() {
@@ -45,20 +68,20 @@ pub(super) fn parse_credential(
     if region.is_empty() {
         return Err(err("the region in the credential is empty".into()));
     }
-    if *service != "s3" {
+    if service != "s3" {
         return Err(err(format!(
             "incorrect service '{service}'; this endpoint belongs to 's3'"
         )));
     }
-    if *terminator != "aws4_request" {
+    if terminator != "aws4_request" {
         return Err(err(format!(
             "incorrect terminal '{terminator}'; this endpoint uses 'aws4_request'"
         )));
     }
     Ok(Credential {
-        access_key_id: (*akid).to_owned(),
-        date: (*date).to_owned(),
-        region: (*region).to_owned(),
+        access_key_id: akid,
+        date,
+        region,
     })
 }
 
@@ -69,25 +92,17 @@ type KeyCache = HashMap<String, (String, [u8; 32])>;
 static KEY_CACHE: LazyLock<Mutex<KeyCache>> = LazyLock::new(|| Mutex::new(HashMap::new()));
 
 /// Derive (or fetch from the bounded cache) the signing key for a credential scope.
-pub(super) fn signing_key(cred: &Credential, secret: &str) -> [u8; 32] {
-    let mut cache_key =
-        String::with_capacity(cred.access_key_id.len() + cred.date.len() + cred.region.len() + 2);
-    for (i, part) in [&cred.access_key_id, &cred.date, &cred.region]
-        .into_iter()
-        .enumerate()
-    {
-        if i > 0 {
-            cache_key.push('\n');
-        }
-        cache_key.push_str(part);
-    }
-    {
+pub(super) fn signing_key(cred: &Credential<'_>, secret: &str) -> [u8; 32] {
+    let parts = [cred.access_key_id, cred.date, cred.region];
+    let cached = crate::scratch::joined(&parts, '\n', |cache_key| {
         let cache = KEY_CACHE.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((cached_secret, key)) = cache.get(&cache_key)
-            && cached_secret == secret
-        {
-            return *key;
-        }
+        cache
+            .get(cache_key)
+            .filter(|(cached_secret, _)| cached_secret == secret)
+            .map(|(_, key)| *key)
+    });
+    if let Some(key) = cached {
+        return key;
     }
     let k_date = util::hmac_sha256(format!("AWS4{secret}").as_bytes(), cred.date.as_bytes());
     let k_region = util::hmac_sha256(&k_date, cred.region.as_bytes());
@@ -97,12 +112,20 @@ pub(super) fn signing_key(cred: &Credential, secret: &str) -> [u8; 32] {
     if cache.len() >= KEY_CACHE_CAP {
         cache.clear();
     }
-    cache.insert(cache_key, (secret.to_owned(), key));
+    cache.insert(parts.join("\n"), (secret.to_owned(), key));
     key
 }
 
-/// Canonical URI: decode the raw path, then re-encode with the SigV4 rule.
-fn canonical_uri(path: &str) -> String {
+/// Canonical URI: decode the raw path, then re-encode with the SigV4 rule. A path of
+/// unreserved characters and `/` only (the usual one) is its own canonical form.
+fn canonical_uri(path: &str) -> Cow<'_, str> {
+    let plain = path.starts_with('/')
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/'));
+    if plain {
+        return Cow::Borrowed(path);
+    }
     let mut out = String::with_capacity(path.len() + 8);
     if !path.starts_with('/') {
         out.push('/');
@@ -112,7 +135,7 @@ fn canonical_uri(path: &str) -> String {
         true,
         &mut out,
     );
-    out
+    Cow::Owned(out)
 }
 
 /// Canonical query: names and values decoded, SigV4-encoded, sorted; optionally without
@@ -210,8 +233,8 @@ fn canonical_headers(
 
 /// Inputs shared by the header and presigned flows.
 struct Signed<'a> {
-    cred: Credential,
-    amz_date: String,
+    cred: Credential<'a>,
+    amz_date: Cow<'a, str>,
     signed_headers: &'a str,
     payload_hash: &'a [u8],
     signature: [u8; 32],
@@ -227,54 +250,55 @@ fn check(
 ) -> Result<[u8; 32], AuthError> {
     let headers = canonical_headers(req, s.signed_headers, err)?;
     let secret = secrets
-        .secret_for(&s.cred.access_key_id)
+        .secret_for(s.cred.access_key_id)
         .ok_or(AuthError::InvalidAccessKeyId)?;
     let key = signing_key(&s.cred, &secret);
-    let scope = s.cred.scope();
 
-    let method = req.method.as_str();
     let encoded_path = canonical_uri(req.path);
     let query = canonical_query(req, s.presigned, true);
     // Canonical form first; then tolerate clients that sign the path exactly as sent or treat
     // `+` in the query literally.
-    let mut candidates: Vec<(&str, std::borrow::Cow<'_, str>)> =
-        vec![(encoded_path.as_str(), query.as_str().into())];
-    if req.path != encoded_path && req.path.starts_with('/') {
-        candidates.push((req.path, query.as_str().into()));
-    }
-    if req
+    let as_sent = (req.path != encoded_path && req.path.starts_with('/'))
+        .then_some((req.path, Cow::Borrowed(query.as_str())));
+    let plus_literal = req
         .params
         .iter()
         .any(|p| p.name.contains(&b'+') || p.raw_value.contains(&b'+'))
-    {
-        candidates.push((
-            encoded_path.as_str(),
-            canonical_query(req, s.presigned, false).into(),
-        ));
-    }
+        .then(|| {
+            (
+                &*encoded_path,
+                Cow::Owned(canonical_query(req, s.presigned, false)),
+            )
+        });
+    let candidates = [
+        Some((&*encoded_path, Cow::Borrowed(query.as_str()))),
+        as_sent,
+        plus_literal,
+    ];
 
-    // The string to sign is this prefix and the hex hash of the canonical request.
-    let mut to_sign = Vec::with_capacity(ALGORITHM.len() + s.amz_date.len() + scope.len() + 67);
-    for part in [ALGORITHM, s.amz_date.as_str(), scope.as_str()] {
-        to_sign.extend_from_slice(part.as_bytes());
-        to_sign.push(b'\n');
-    }
-    let prefix_len = to_sign.len();
-    let mut creq = Vec::with_capacity(512);
-    for (uri, query) in candidates {
-        creq.clear();
-        for part in [method.as_bytes(), uri.as_bytes(), query.as_bytes()] {
-            creq.extend_from_slice(part);
-            creq.push(b'\n');
+    // Both hashes are fed piece by piece: no canonical request or string to sign is
+    // assembled in memory.
+    for (uri, query) in candidates.into_iter().flatten() {
+        let mut creq = Sha256::new();
+        for part in [req.method.as_str(), uri, &query] {
+            creq.update(part.as_bytes());
+            creq.update(b"\n");
         }
-        creq.extend_from_slice(&headers);
-        creq.push(b'\n');
-        creq.extend_from_slice(s.signed_headers.as_bytes());
-        creq.push(b'\n');
-        creq.extend_from_slice(s.payload_hash);
-        to_sign.truncate(prefix_len);
-        to_sign.extend_from_slice(&util::hex32(&util::sha256(&creq)));
-        let computed = util::hmac_sha256(&key, &to_sign);
+        creq.update(&headers);
+        creq.update(b"\n");
+        creq.update(s.signed_headers.as_bytes());
+        creq.update(b"\n");
+        creq.update(s.payload_hash);
+        let creq_hash: [u8; 32] = creq.finalize().into();
+        let mut mac = util::hmac(&key);
+        for part in [ALGORITHM, &s.amz_date] {
+            mac.update(part.as_bytes());
+            mac.update(b"\n");
+        }
+        s.cred.scope_parts(|part| mac.update(part.as_bytes()));
+        mac.update(b"\n");
+        mac.update(&util::hex32(&creq_hash));
+        let computed: [u8; 32] = mac.finalize().into_bytes().into();
         if util::ct_eq(&computed, &s.signature) {
             // The signature is good for what it covers; it must cover every x-amz-*
             // header too.
@@ -320,7 +344,7 @@ fn payload_mode(
     if s.presigned {
         return Err(AuthError::ContentSha256Mismatch);
     }
-    let decoded_content_length = match req.header("x-amz-decoded-content-length") {
+    let decoded_content_length = match req.header(X_AMZ_DECODED_CONTENT_LENGTH) {
         Err(()) => {
             return Err(AuthError::InvalidArgument(
                 "repeated x-amz-decoded-content-length".into(),
@@ -356,7 +380,7 @@ fn payload_mode(
         seed_signature: s.signature,
         signing_key: key,
         scope: s.cred.scope(),
-        amz_date: s.amz_date.clone(),
+        amz_date: s.amz_date.clone().into_owned(),
     }))
 }
 
@@ -397,27 +421,29 @@ pub(crate) fn verify_header(
         .ok_or_else(|| err("signature is not 64 hex digits".into()))?;
 
     // Request time: x-amz-date, or else the Date header.
-    let (amz_date, request_time) = match req.header("x-amz-date") {
+    let (amz_date, request_time) = match req.header(X_AMZ_DATE) {
         Err(()) => return Err(err("repeated x-amz-date header".into())),
         Ok(Some(v)) => {
             let t = util::parse_amz_date(v)
                 .ok_or_else(|| err("x-amz-date is not YYYYMMDDTHHMMSSZ".into()))?;
-            (String::from_utf8_lossy(v).into_owned(), t)
+            (String::from_utf8_lossy(v), t)
         }
         Ok(None) => {
             let v = req
-                .header("date")
+                .header(http::header::DATE)
                 .ok()
                 .flatten()
                 .ok_or_else(|| err("missing x-amz-date or Date header".into()))?;
             let t = util::parse_http_date(v).ok_or_else(|| err("invalid Date header".into()))?;
             (
-                util::format_amz_date(t).ok_or_else(|| err("invalid Date header".into()))?,
+                Cow::Owned(
+                    util::format_amz_date(t).ok_or_else(|| err("invalid Date header".into()))?,
+                ),
                 t,
             )
         }
     };
-    if amz_date.get(..8) != Some(cred.date.as_str()) {
+    if amz_date.get(..8) != Some(cred.date) {
         return Err(err(format!(
             "invalid credential date '{}'; it is not the same as the request date",
             cred.date
@@ -427,7 +453,7 @@ pub(crate) fn verify_header(
         return Err(AuthError::RequestTimeTooSkewed);
     }
 
-    let payload_hash = match req.header("x-amz-content-sha256") {
+    let payload_hash = match req.header(X_AMZ_CONTENT_SHA256) {
         Ok(Some(v)) => v,
         // Generic SigV4 clients (curl before 8.x, for one) sign the hash of the payload
         // without sending it. With no body that hash is known, so accept it; a request
@@ -452,10 +478,10 @@ pub(crate) fn verify_header(
     let key = check(req, &s, secrets, err)?;
     let payload = payload_mode(req, payload_hash, &s, key)?;
     Ok(Verified {
-        access_key_id: s.cred.access_key_id,
+        access_key_id: s.cred.access_key_id.to_owned(),
         payload,
         kind: AuthKind::V4Header,
-        region: Some(s.cred.region),
+        region: Some(s.cred.region.to_owned()),
     })
 }
 
@@ -475,12 +501,13 @@ pub(crate) fn verify_presigned(
             "X-Amz-Algorithm only supports \"AWS4-HMAC-SHA256\"".into()
         ));
     }
-    let cred = parse_credential(&get("X-Amz-Credential")?, err)?;
+    let credential = get("X-Amz-Credential")?;
+    let cred = parse_credential(&credential, err)?;
     let amz_date_raw = get("X-Amz-Date")?;
     let request_time = util::parse_amz_date(&amz_date_raw)
         .ok_or_else(|| err("X-Amz-Date must be in the ISO8601 Long Format".into()))?;
-    let amz_date = String::from_utf8_lossy(&amz_date_raw).into_owned();
-    if amz_date.get(..8) != Some(cred.date.as_str()) {
+    let amz_date = String::from_utf8_lossy(&amz_date_raw);
+    if amz_date.get(..8) != Some(cred.date) {
         return Err(err(format!(
             "invalid credential date '{}'; it is not the same as X-Amz-Date",
             cred.date
@@ -524,9 +551,9 @@ pub(crate) fn verify_presigned(
     let key = check(req, &s, secrets, err)?;
     let payload = payload_mode(req, payload_hash, &s, key)?;
     Ok(Verified {
-        access_key_id: s.cred.access_key_id,
+        access_key_id: s.cred.access_key_id.to_owned(),
         payload,
         kind: AuthKind::V4Presigned,
-        region: Some(s.cred.region),
+        region: Some(s.cred.region.to_owned()),
     })
 }

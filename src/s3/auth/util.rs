@@ -2,6 +2,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use hmac::digest::KeyInit;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -43,7 +44,7 @@ impl Request<'_> {
     }
 
     /// The single value of header `name`; `Err` if it is repeated.
-    pub fn header(&self, name: &str) -> Result<Option<&[u8]>, ()> {
+    pub fn header<K: http::header::AsHeaderName>(&self, name: K) -> Result<Option<&[u8]>, ()> {
         let mut values = self.headers.get_all(name).iter();
         let first = values.next();
         if values.next().is_some() {
@@ -198,12 +199,18 @@ pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
 
 /// HMAC-SHA256 of `data` under `key`.
 pub(crate) fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
-    // HMAC accepts keys of any length, so the error branch cannot happen.
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else {
-        return [0; 32];
-    };
+    let mut mac = hmac(key);
     mac.update(data);
     mac.finalize().into_bytes().into()
+}
+
+/// An HMAC-SHA256 under `key`, to be fed piece by piece.
+pub(crate) fn hmac(key: &[u8]) -> Hmac<Sha256> {
+    match <Hmac<Sha256> as Mac>::new_from_slice(key) {
+        Ok(mac) => mac,
+        // HMAC takes keys of any length: this arm cannot run.
+        Err(_) => <Hmac<Sha256> as KeyInit>::new(&Default::default()),
+    }
 }
 
 /// Lower-case hex of a 32-byte digest, without allocating.

@@ -226,8 +226,8 @@ pub struct InlineIngested {
 
 /// The payload length the request declares (decoded length for aws-chunked bodies).
 fn declared_len(ctx: &Ctx) -> Option<u64> {
-    ctx.header("x-amz-decoded-content-length")
-        .or_else(|| ctx.header("content-length"))
+    ctx.header(crate::s3::names::X_AMZ_DECODED_CONTENT_LENGTH)
+        .or_else(|| ctx.header(http::header::CONTENT_LENGTH))
         .and_then(|v| v.trim().parse::<u64>().ok())
 }
 
@@ -241,7 +241,7 @@ pub fn fits_inline(ctx: &Ctx) -> bool {
 fn preflight(ctx: &Ctx) -> Result<Option<[u8; 16]>, S3Error> {
     ensure_space(ctx)?;
     let md5 = content_md5(ctx)?;
-    match ctx.header("content-length") {
+    match ctx.header(http::header::CONTENT_LENGTH) {
         Some(v) if v.trim().parse::<u64>().is_err() => {
             return Err(S3Error::msg(
                 Code::InvalidArgument,
@@ -249,7 +249,10 @@ fn preflight(ctx: &Ctx) -> Result<Option<[u8; 16]>, S3Error> {
             ));
         }
         // S3 needs the length up front (aws-chunked bodies give the decoded length).
-        None if ctx.header("x-amz-decoded-content-length").is_none() => {
+        None if ctx
+            .header(crate::s3::names::X_AMZ_DECODED_CONTENT_LENGTH)
+            .is_none() =>
+        {
             return Err(S3Error::new(Code::MissingContentLength));
         }
         _ => {}

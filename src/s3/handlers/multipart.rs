@@ -243,8 +243,9 @@ pub async fn upload_part_copy(ctx: Ctx) -> Result<Response<Body>, S3Error> {
         .upload(bucket.clone(), key.clone(), id.clone())
         .await?;
     let (src_bucket, src_key) = copy_source(&ctx)?;
-    let (obj, files) = open_object(&ctx, &src_bucket, &src_key).await?;
-    check_copy_preconditions(&ctx, &obj)?;
+    let (read, files) = open_object(&ctx, &src_bucket, &src_key).await?;
+    let obj = &read.meta;
+    check_copy_preconditions(&ctx, obj)?;
     let (start, len) = match ctx.header("x-amz-copy-source-range") {
         None => (0, obj.size),
         Some(r) => {

@@ -1,11 +1,14 @@
 //! Object operations: Put, Get/Head, Copy, Delete and tagging.
 
+use std::sync::Arc;
+
 use axum::body::Body;
 use http::{HeaderValue, Response, StatusCode, header};
 use percent_encoding::percent_decode_str;
 
 use super::super::Ctx;
 use super::super::checksum::BodyHashers;
+use super::super::endpoint::Query;
 use super::super::error::{Code, S3Error};
 use super::super::range;
 use super::super::xml::{self, CopyObjectResult, Tag, TagSet, Tagging};
@@ -14,13 +17,17 @@ use super::{
     MAX_XML_BODY, empty, http_date, iso8601, parse_http_date, uncancellable, xml_response,
 };
 use crate::meta::{
-    Checksum, ChecksumType, ObjectHeaders, ObjectMeta, Segment, WriteCondition, now_millis,
+    Checksum, ChecksumType, ObjectHeaders, ObjectMeta, ObjectRead, Segment, WriteCondition,
+    now_millis,
 };
 use crate::storage::{PublishedBlob, Source, WriteError};
 
 /// The write precondition from `If-None-Match: *` / `If-Match`.
 pub fn write_condition(ctx: &Ctx) -> Result<WriteCondition, S3Error> {
-    match (ctx.header("if-none-match"), ctx.header("if-match")) {
+    match (
+        ctx.header(header::IF_NONE_MATCH),
+        ctx.header(header::IF_MATCH),
+    ) {
         (Some(_), Some(_)) => Err(S3Error::msg(
             Code::NotImplemented,
             "If-Match and If-None-Match together are not supported",
@@ -179,23 +186,27 @@ fn check_read_preconditions(ctx: &Ctx, obj: &ObjectMeta) -> Result<(), S3Error> 
             .push(("last-modified", http_date(obj.last_modified)));
         e
     };
-    let if_match = ctx.header("if-match");
+    let if_match = ctx.header(header::IF_MATCH);
     if let Some(v) = if_match {
         if !etag_matches(v) {
             return Err(S3Error::new(Code::PreconditionFailed).detail("Condition", "If-Match"));
         }
-    } else if let Some(t) = ctx.header("if-unmodified-since").and_then(parse_http_date)
+    } else if let Some(t) = ctx
+        .header(header::IF_UNMODIFIED_SINCE)
+        .and_then(parse_http_date)
         && modified_secs > t
     {
         return Err(
             S3Error::new(Code::PreconditionFailed).detail("Condition", "If-Unmodified-Since")
         );
     }
-    if let Some(v) = ctx.header("if-none-match") {
+    if let Some(v) = ctx.header(header::IF_NONE_MATCH) {
         if etag_matches(v) {
             return Err(not_modified());
         }
-    } else if let Some(t) = ctx.header("if-modified-since").and_then(parse_http_date)
+    } else if let Some(t) = ctx
+        .header(header::IF_MODIFIED_SINCE)
+        .and_then(parse_http_date)
         && modified_secs <= t
     {
         return Err(not_modified());
@@ -209,15 +220,17 @@ pub(super) async fn open_object(
     ctx: &Ctx,
     bucket: &str,
     key: &str,
-) -> Result<(ObjectMeta, Source), S3Error> {
+) -> Result<(Arc<ObjectRead>, Source), S3Error> {
     let mut attempt = 0;
     loop {
-        let (obj, inline) = ctx.app.db.object_with_bytes(bucket, key).await?;
-        if let Some(data) = inline {
-            return Ok((obj, Source::Inline(data)));
+        let read = ctx.app.db.object_read(bucket, key).await?;
+        if let Some(data) = &read.data {
+            let data = data.clone();
+            return Ok((read, Source::Inline(data)));
         }
+        let obj = &read.meta;
         if obj.segments.is_empty() {
-            return Ok((obj, Source::Blobs(Vec::new())));
+            return Ok((read, Source::Blobs(Vec::new())));
         }
         let ids = obj.segments.iter().map(|s| s.blob.clone()).collect();
         match ctx.app.blobs.open_blobs(ids).await {
@@ -226,7 +239,7 @@ pub(super) async fn open_object(
                     .into_iter()
                     .zip(obj.segments.iter().map(|s| s.size))
                     .collect();
-                return Ok((obj, Source::Blobs(sized)));
+                return Ok((read, Source::Blobs(sized)));
             }
             Err(crate::storage::Error::MissingBlob(_)) if attempt == 0 => attempt += 1,
             Err(e) => return Err(e.into()),
@@ -234,16 +247,36 @@ pub(super) async fn open_object(
     }
 }
 
+const X_AMZ_TAGGING_COUNT: header::HeaderName =
+    header::HeaderName::from_static("x-amz-tagging-count");
+const X_AMZ_MP_PARTS_COUNT: header::HeaderName =
+    header::HeaderName::from_static("x-amz-mp-parts-count");
+const X_AMZ_CHECKSUM_TYPE: header::HeaderName =
+    header::HeaderName::from_static("x-amz-checksum-type");
+
+/// Sets header `name` to `value`, or leaves it out if `value` is not a valid header
+/// value (stored metadata came through validated headers, so it always is).
+fn put_header<V>(h: &mut http::HeaderMap, name: header::HeaderName, value: V)
+where
+    HeaderValue: TryFrom<V>,
+{
+    if let Ok(v) = HeaderValue::try_from(value) {
+        h.insert(name, v);
+    }
+}
+
 /// GetObject and HeadObject.
 pub async fn get_object(ctx: Ctx, head: bool) -> Result<Response<Body>, S3Error> {
     let (bucket, key) = (ctx.bucket()?, ctx.key()?);
-    let (obj, source) = if head {
-        let obj = ctx.app.db.object(bucket.into(), key.into()).await?;
-        (obj, Source::Blobs(Vec::new()))
+    let (read, source) = if head {
+        // The shared read (and cache) of GET: a HEAD usually comes before a GET.
+        let read = ctx.app.db.object_read(bucket, key).await?;
+        (read, Source::Blobs(Vec::new()))
     } else {
         open_object(&ctx, bucket, key).await?
     };
-    check_read_preconditions(&ctx, &obj)?;
+    let obj = &read.meta;
+    check_read_preconditions(&ctx, obj)?;
 
     // What to send: a part, a range, or everything.
     let part_number = ctx
@@ -261,7 +294,7 @@ pub async fn get_object(ctx: Ctx, head: bool) -> Result<Response<Body>, S3Error>
                 })
         })
         .transpose()?;
-    let range_header = ctx.header("range").and_then(range::parse);
+    let range_header = ctx.header(header::RANGE).and_then(range::parse);
     let (start, len, partial) = match (part_number, range_header) {
         (Some(_), Some(_)) => {
             return Err(S3Error::msg(
@@ -288,7 +321,10 @@ pub async fn get_object(ctx: Ctx, head: bool) -> Result<Response<Body>, S3Error>
             Some((s, l)) => (s, l, true),
             None => {
                 return Err(S3Error::new(Code::InvalidRange)
-                    .detail("RangeRequested", ctx.header("range").unwrap_or_default())
+                    .detail(
+                        "RangeRequested",
+                        ctx.header(header::RANGE).unwrap_or_default(),
+                    )
                     .detail("ActualObjectSize", obj.size.to_string())
                     .header("content-range", format!("bytes */{}", obj.size)));
             }
@@ -296,47 +332,48 @@ pub async fn get_object(ctx: Ctx, head: bool) -> Result<Response<Body>, S3Error>
         (None, None) => (0, obj.size, false),
     };
 
-    let mut b = Response::builder();
-    if let Some(h) = b.headers_mut() {
-        // Room for what is set below and by the layers above, without regrowing.
-        h.reserve(16);
+    let body = match source {
+        _ if head || len == 0 => Body::empty(),
+        // A small object: one buffer, sent with the headers.
+        Source::Inline(data) => Body::from(Source::Inline(data).slice(start, len)),
+        source => Body::from_stream(source.stream(start, len)),
+    };
+    // Straight into the header map: the hot path of small GETs (a builder moves its
+    // parts at every header and copies every value).
+    let mut resp = Response::new(body);
+    if partial {
+        *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
     }
-    b = b
-        .status(if partial {
-            StatusCode::PARTIAL_CONTENT
-        } else {
-            StatusCode::OK
-        })
-        .header(header::ETAG, obj.quoted_etag())
-        .header(header::LAST_MODIFIED, http_date(obj.last_modified))
-        .header(header::ACCEPT_RANGES, "bytes")
-        .header(header::CONTENT_LENGTH, len);
+    let h = resp.headers_mut();
+    // Room for what is set below and by the layers above, without regrowing.
+    h.reserve(16);
+    put_header(h, header::ETAG, obj.quoted_etag());
+    put_header(h, header::LAST_MODIFIED, http_date(obj.last_modified));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     if partial {
         let end = if len == 0 { start } else { start + len - 1 };
-        b = b.header(
+        put_header(
+            h,
             header::CONTENT_RANGE,
             format!("bytes {start}-{end}/{}", obj.size),
         );
     }
     let hdr = &obj.headers;
-    let over = |name: &str| ctx.query.get(name).map(str::to_string);
-    let set =
-        |b: http::response::Builder, name: header::HeaderName, stored: &Option<String>, q: &str| {
-            match over(q).or_else(|| stored.clone()) {
-                Some(v) => match HeaderValue::from_str(&v) {
-                    Ok(v) => b.header(name, v),
-                    Err(_) => b,
-                },
-                None => b,
-            }
-        };
-    let ct = over("response-content-type")
-        .or_else(|| hdr.content_type.clone())
-        .unwrap_or_else(|| "binary/octet-stream".into());
-    b = match HeaderValue::from_str(&ct) {
-        Ok(v) => b.header(header::CONTENT_TYPE, v),
-        Err(_) => b,
-    };
+    // `response-*` query parameters override what was stored.
+    fn over<'a>(q: &'a Query, stored: &'a Option<String>, name: &str) -> Option<&'a str> {
+        q.get(name).or(stored.as_deref())
+    }
+    let pick = |stored, name| over(&ctx.query, stored, name);
+    match pick(&hdr.content_type, "response-content-type") {
+        Some(ct) => put_header(h, header::CONTENT_TYPE, ct),
+        None => {
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("binary/octet-stream"),
+            );
+        }
+    }
     let stored = [
         (
             header::CONTENT_ENCODING,
@@ -361,36 +398,40 @@ pub async fn get_object(ctx: Ctx, head: bool) -> Result<Response<Body>, S3Error>
         (header::EXPIRES, &hdr.expires, "response-expires"),
     ];
     for (name, value, query_override) in stored {
-        b = set(b, name, value, query_override);
+        if let Some(v) = pick(value, query_override) {
+            put_header(h, name, v);
+        }
     }
     for (name, value) in &hdr.user {
-        if let Ok(v) = HeaderValue::from_str(value) {
-            b = b.header(format!("x-amz-meta-{name}"), v);
+        if let Ok(name) = header::HeaderName::try_from(format!("x-amz-meta-{name}")) {
+            put_header(h, name, value.as_str());
         }
     }
     if let Some(tags) = &obj.tags
         && !tags.is_empty()
     {
-        b = b.header("x-amz-tagging-count", tags.len());
+        h.insert(X_AMZ_TAGGING_COUNT, HeaderValue::from(tags.len()));
     }
     if let Some(n) = obj.parts_count
         && (part_number.is_some() || head)
     {
-        b = b.header("x-amz-mp-parts-count", n);
+        h.insert(X_AMZ_MP_PARTS_COUNT, HeaderValue::from(n));
     }
     let checksum_mode = ctx
-        .header("x-amz-checksum-mode")
+        .header(crate::s3::names::X_AMZ_CHECKSUM_MODE)
         .is_some_and(|m| m.eq_ignore_ascii_case("ENABLED"));
-    if checksum_mode && !(partial && part_number.is_none()) {
-        b = checksum_headers(b, obj.checksum.as_ref());
+    if checksum_mode
+        && !(partial && part_number.is_none())
+        && let Some(c) = &obj.checksum
+    {
+        put_header(
+            h,
+            header::HeaderName::from_static(c.algorithm.header()),
+            c.value.as_str(),
+        );
+        h.insert(X_AMZ_CHECKSUM_TYPE, HeaderValue::from_static(c.kind.name()));
     }
-    let body = match source {
-        _ if head || len == 0 => Body::empty(),
-        // A small object: one buffer, sent with the headers.
-        Source::Inline(data) => Body::from(Source::Inline(data).slice(start, len)),
-        source => Body::from_stream(source.stream(start, len)),
-    };
-    b.body(body).map_err(S3Error::internal)
+    Ok(resp)
 }
 
 /// DeleteObject: 204 whether or not the key existed.
@@ -411,7 +452,7 @@ pub async fn delete_object(ctx: Ctx) -> Result<Response<Body>, S3Error> {
 /// Parses `x-amz-copy-source` into (bucket, key).
 pub fn copy_source(ctx: &Ctx) -> Result<(String, String), S3Error> {
     let raw = ctx
-        .header("x-amz-copy-source")
+        .header(crate::s3::names::X_AMZ_COPY_SOURCE)
         .ok_or_else(|| S3Error::msg(Code::InvalidArgument, "missing x-amz-copy-source"))?;
     let (path, query) = raw.split_once('?').unwrap_or((raw, ""));
     if query.starts_with("versionId=") && !query.ends_with("=null") {
@@ -505,8 +546,9 @@ pub async fn copy_object(ctx: Ctx) -> Result<Response<Body>, S3Error> {
     let bucket = ctx.bucket()?.to_string();
     let key = ctx.key()?.to_string();
     let (src_bucket, src_key) = copy_source(&ctx)?;
-    let (src, files) = open_object(&ctx, &src_bucket, &src_key).await?;
-    check_copy_preconditions(&ctx, &src)?;
+    let (read, files) = open_object(&ctx, &src_bucket, &src_key).await?;
+    let src = &read.meta;
+    check_copy_preconditions(&ctx, src)?;
     ctx.app.db.bucket(bucket.clone()).await?;
 
     let replace_meta = match ctx.header("x-amz-metadata-directive") {
