@@ -1,5 +1,6 @@
 //! Building and running the server: state, router, listener, background tasks.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -313,9 +314,9 @@ impl Front {
         Front { state, routes }
     }
 
-    /// Serves one request.
-    pub async fn call(&self, req: Request) -> Response {
-        observe(self, req).await
+    /// Serves one request that came from `peer`.
+    pub async fn call(&self, req: Request, peer: SocketAddr) -> Response {
+        observe(self, req, peer).await
     }
 
     /// The handler's answer to `req`, with S3's report when S3 answered directly.
@@ -351,13 +352,16 @@ fn routed_path(path: &str) -> bool {
 
 /// Around every request: request id, concurrency limit, one log line, the metrics and
 /// the audit record.
-async fn observe(front: &Front, req: Request) -> Response {
+async fn observe(front: &Front, req: Request, peer: SocketAddr) -> Response {
     let state = &front.state;
     let request_id = crate::s3::new_request_id();
     let started = std::time::Instant::now();
     let _in_flight = state.metrics.start();
     let method = req.method().clone();
-    let path = req.uri().path().to_string();
+    // A clone of the URI shares its bytes (no copy); its path names the resource of
+    // requests no handler claimed.
+    let uri = req.uri().clone();
+    let path = uri.path();
     let bytes_in = content_length(req.headers());
     let expects_continue = req
         .headers()
@@ -367,25 +371,14 @@ async fn observe(front: &Front, req: Request) -> Response {
     // What the audit record needs of the request, taken before the handler owns it.
     let audited = state.audit.enabled() && !path.starts_with("/health/") && path != "/metrics";
     let audit_req = audited.then(|| AuditRequest {
-        source: req
-            .extensions()
-            .get::<axum::extract::ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string()),
-        user_agent: req
-            .headers()
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| match v.char_indices().nth(256) {
-                Some((end, _)) => v.get(..end).unwrap_or(v).to_string(),
-                None => v.to_string(),
-            }),
-        claimed_key: claimed_access_key(&req),
+        user_agent: req.headers().get(header::USER_AGENT).cloned(),
+        authorization: req.headers().get(header::AUTHORIZATION).cloned(),
         time_ms: crate::meta::now_millis(),
     });
     let permit = state.limiter.clone().try_acquire_owned();
     let (mut resp, mut served) = match permit {
         Ok(_permit) => front.route(req, &request_id).instrument(span.clone()).await,
-        Err(_) => (crate::s3::overloaded(&path, &request_id), None),
+        Err(_) => (crate::s3::overloaded(path, &request_id), None),
     };
     if served.is_none() {
         // Answered by the router (or refused here): S3's fallback reports through the
@@ -398,19 +391,16 @@ async fn observe(front: &Front, req: Request) -> Response {
                 resource: ext
                     .remove::<crate::audit::AuditResource>()
                     .map(|r| r.0)
-                    .unwrap_or_else(|| path.clone()),
+                    .unwrap_or_else(|| path.to_string()),
             });
         }
     }
-    let op = served
-        .as_ref()
-        .map(|s| s.op)
-        .unwrap_or(match path.as_str() {
-            "/metrics" => "Metrics",
-            p if p.starts_with("/health/") => "Health",
-            p if p.starts_with("/api/") => "RestApi",
-            _ => "Other",
-        });
+    let op = served.as_ref().map(|s| s.op).unwrap_or(match path {
+        "/metrics" => "Metrics",
+        p if p.starts_with("/health/") => "Health",
+        p if p.starts_with("/api/") => "RestApi",
+        _ => "Other",
+    });
     if !resp.headers().contains_key(crate::s3::X_AMZ_REQUEST_ID)
         && let Ok(v) = HeaderValue::from_str(&request_id)
     {
@@ -450,80 +440,43 @@ async fn observe(front: &Front, req: Request) -> Response {
     });
     if let Some(a) = audit_req {
         let action = match ext.get::<crate::audit::RouteName>() {
-            Some(r) => format!("{method} {}", r.0),
-            None => op.to_string(),
+            Some(r) => Cow::Owned(format!("{method} {}", r.0)),
+            None => Cow::Borrowed(op),
         };
-        let principal_name = principal.map(|p| p.name().to_string());
-        let access_key_id = principal
-            .map(|p| p.access_key_id.clone())
-            .unwrap_or(a.claimed_key);
-        state.audit.record(crate::audit::Record {
-            id: 0,
-            time: String::new(),
+        let (principal, resource) = match served {
+            Some(s) => (s.principal, s.resource),
+            None => (
+                ext.get::<crate::iam::Principal>().cloned(),
+                path.to_string(),
+            ),
+        };
+        state.audit.record(crate::audit::Entry {
             time_ms: a.time_ms,
-            request_id: request_id.to_string(),
-            principal: principal_name,
-            access_key_id,
-            action,
-            resource: match served {
-                Some(s) => s.resource,
-                None => path,
+            request_id,
+            principal,
+            claim: crate::audit::Claim {
+                authorization: a.authorization,
+                uri,
             },
-            outcome: crate::audit::Outcome::of(status),
+            action,
+            resource,
             status,
             bytes_in,
             bytes_out,
-            source: a.source,
+            source: Some(peer.ip()),
             user_agent: a.user_agent,
         });
     }
     resp
 }
 
-/// What the audit record keeps of a request.
+/// What the audit record keeps of a request, taken before the handler owns it (header
+/// values are shared, not copied).
 struct AuditRequest {
-    source: Option<String>,
-    user_agent: Option<String>,
-    /// The access key id the request names (even if its signature turns out wrong).
-    claimed_key: Option<String>,
+    user_agent: Option<HeaderValue>,
+    /// Names the access key id if the request does not authenticate.
+    authorization: Option<HeaderValue>,
     time_ms: i64,
-}
-
-/// The access key id named by a SigV4/SigV2 header or presigned query, unverified.
-/// Only the id is taken, never a signature.
-fn claimed_access_key(req: &Request) -> Option<String> {
-    let valid = |s: &str| {
-        (!s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_alphanumeric()))
-            .then(|| s.to_string())
-    };
-    if let Some(v) = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
-        // SDKs put the credential first; look further only when they did not.
-        let rest = v
-            .strip_prefix("AWS4-HMAC-SHA256 Credential=")
-            .or_else(|| v.split_once("Credential=").map(|(_, r)| r));
-        if let Some(rest) = rest {
-            return valid(rest.split('/').next().unwrap_or(""));
-        }
-        if let Some(rest) = v.strip_prefix("AWS ") {
-            return valid(rest.split(':').next().unwrap_or(""));
-        }
-        return None;
-    }
-    let query = req.uri().query()?;
-    for pair in query.split('&') {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let v = percent_encoding::percent_decode_str(v).decode_utf8_lossy();
-        match k {
-            "X-Amz-Credential" => return valid(v.split('/').next().unwrap_or("")),
-            "AWSAccessKeyId" => return valid(&v),
-            _ => {}
-        }
-    }
-    None
 }
 
 fn content_length(h: &http::HeaderMap) -> u64 {

@@ -10,7 +10,11 @@
 //!
 //! Records hold no secrets: the access key id, never a signature, token or secret.
 
+use std::borrow::Cow;
+use std::net::IpAddr;
 use std::sync::Arc;
+
+use http::HeaderValue;
 
 use rusqlite::{Connection, params};
 use serde::Serialize;
@@ -86,6 +90,76 @@ pub struct Record {
     pub user_agent: Option<String>,
 }
 
+/// What a request leaves for the audit trail, in the form the request path already
+/// holds it: shared handles and raw header values, nothing formatted or copied. The
+/// writer turns it into a row, off the request path.
+pub struct Entry {
+    /// Unix ms when the request arrived.
+    pub time_ms: i64,
+    pub request_id: Arc<str>,
+    /// Who authenticated, if anyone (name and access key id come from here).
+    pub principal: Option<crate::iam::Principal>,
+    /// Where an unauthenticated request named its access key id (kept unparsed).
+    pub claim: Claim,
+    /// The S3 operation or `METHOD /api/v1/route`.
+    pub action: Cow<'static, str>,
+    pub resource: String,
+    pub status: u16,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub source: Option<IpAddr>,
+    pub user_agent: Option<HeaderValue>,
+}
+
+/// The parts of a request that name an access key id, unverified: the
+/// `Authorization` header, or else the query of a presigned URL.
+pub struct Claim {
+    pub authorization: Option<HeaderValue>,
+    pub uri: http::Uri,
+}
+
+impl Claim {
+    /// The access key id the request names (even if its signature was wrong). Only the
+    /// id is taken, never a signature.
+    pub fn access_key_id(&self) -> Option<String> {
+        let valid = |s: &str| {
+            (!s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_alphanumeric()))
+                .then(|| s.to_string())
+        };
+        if let Some(v) = self.authorization.as_ref().and_then(|v| v.to_str().ok()) {
+            // SDKs put the credential first; look further only when they did not.
+            let rest = v
+                .strip_prefix("AWS4-HMAC-SHA256 Credential=")
+                .or_else(|| v.split_once("Credential=").map(|(_, r)| r));
+            if let Some(rest) = rest {
+                return valid(rest.split('/').next().unwrap_or(""));
+            }
+            if let Some(rest) = v.strip_prefix("AWS ") {
+                return valid(rest.split(':').next().unwrap_or(""));
+            }
+            return None;
+        }
+        for pair in self.uri.query()?.split('&') {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let v = percent_encoding::percent_decode_str(v).decode_utf8_lossy();
+            match k {
+                "X-Amz-Credential" => return valid(v.split('/').next().unwrap_or("")),
+                "AWSAccessKeyId" => return valid(&v),
+                _ => {}
+            }
+        }
+        None
+    }
+}
+
+/// The first 256 characters of a user agent.
+fn truncated(user_agent: &str) -> &str {
+    match user_agent.char_indices().nth(256) {
+        Some((end, _)) => user_agent.get(..end).unwrap_or(user_agent),
+        None => user_agent,
+    }
+}
+
 /// The resource a handler acted on, as a response extension (S3 fills it in).
 #[derive(Debug, Clone)]
 pub struct AuditResource(pub String);
@@ -95,7 +169,7 @@ pub struct AuditResource(pub String);
 pub struct RouteName(pub Arc<str>);
 
 enum Msg {
-    Record(Box<Record>),
+    Entry(Box<Entry>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -122,9 +196,9 @@ impl Audit {
     }
 
     /// Queues a record without waiting.
-    pub fn record(&self, r: Record) {
+    pub fn record(&self, e: Entry) {
         let Some(tx) = &self.tx else { return };
-        match tx.try_send(Msg::Record(Box::new(r))) {
+        match tx.try_send(Msg::Entry(Box::new(e))) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(m)) => {
                 let tx = tx.clone();
@@ -157,14 +231,14 @@ impl Audit {
 }
 
 async fn writer(db: Db, mut rx: mpsc::Receiver<Msg>) {
-    let mut batch: Vec<Record> = Vec::new();
+    let mut batch: Vec<Entry> = Vec::new();
     let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
     while let Some(first) = rx.recv().await {
         let mut next = Some(first);
         // Take whatever queued up while the previous batch was being committed.
         while let Some(m) = next.take() {
             match m {
-                Msg::Record(r) => batch.push(*r),
+                Msg::Entry(e) => batch.push(*e),
                 Msg::Flush(done) => waiting.push(done),
             }
             if batch.len() >= MAX_BATCH {
@@ -193,27 +267,77 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<Msg>) {
     }
 }
 
-fn insert(conn: &Connection, records: &[Record]) -> Result<(), meta::Error> {
-    let mut stmt = conn.prepare_cached(
-        "INSERT INTO audit_log (time, request_id, principal, access_key_id, action, resource,
-             outcome, status, bytes_in, bytes_out, source, user_agent)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-    )?;
-    for r in records {
-        stmt.execute(params![
-            r.time_ms,
-            r.request_id,
-            r.principal,
-            r.access_key_id,
-            r.action,
-            r.resource,
-            r.outcome.as_str(),
-            r.status,
-            r.bytes_in as i64,
-            r.bytes_out as i64,
-            r.source,
-            r.user_agent,
-        ])?;
+/// Rows per multi-row `INSERT`: one statement step per 32 records instead of per record
+/// (the per-statement work was about a third of an audit insert).
+const ROWS_PER_INSERT: usize = 32;
+/// Columns of an audit row, in the order [`bind`] binds them.
+const COLUMNS: usize = 12;
+
+/// `INSERT INTO audit_log ... VALUES (...)` with `rows` rows of placeholders.
+fn insert_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO audit_log (time, request_id, principal, access_key_id, action, resource, \
+         outcome, status, bytes_in, bytes_out, source, user_agent) VALUES ",
+    );
+    for row in 0..rows {
+        if row > 0 {
+            sql.push(',');
+        }
+        sql.push_str("(?,?,?,?,?,?,?,?,?,?,?,?)");
+    }
+    sql
+}
+
+fn insert(conn: &Connection, entries: &[Entry]) -> Result<(), meta::Error> {
+    static MANY: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| insert_sql(ROWS_PER_INSERT));
+    static ONE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| insert_sql(1));
+    let mut chunks = entries.chunks_exact(ROWS_PER_INSERT);
+    if chunks.len() > 0 {
+        let mut stmt = conn.prepare_cached(&MANY)?;
+        for chunk in &mut chunks {
+            for (row, e) in chunk.iter().enumerate() {
+                bind(&mut stmt, row * COLUMNS, e)?;
+            }
+            stmt.raw_execute()?;
+        }
+    }
+    let mut stmt = conn.prepare_cached(&ONE)?;
+    for e in chunks.remainder() {
+        bind(&mut stmt, 0, e)?;
+        stmt.raw_execute()?;
+    }
+    Ok(())
+}
+
+/// Binds the row of `e` to the placeholders after the first `before`.
+fn bind(stmt: &mut rusqlite::Statement<'_>, before: usize, e: &Entry) -> rusqlite::Result<()> {
+    let (principal, access_key_id) = match &e.principal {
+        Some(p) => (
+            Some(p.name()),
+            p.access_key_id.as_deref().map(Cow::Borrowed),
+        ),
+        None => (None, e.claim.access_key_id().map(Cow::Owned)),
+    };
+    let values: [&dyn rusqlite::ToSql; COLUMNS] = [
+        &e.time_ms,
+        &&*e.request_id,
+        &principal,
+        &access_key_id.as_deref(),
+        &&*e.action,
+        &e.resource,
+        &Outcome::of(e.status).as_str(),
+        &e.status,
+        &(e.bytes_in as i64),
+        &(e.bytes_out as i64),
+        &e.source.map(|ip| ip.to_string()),
+        &e.user_agent
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .map(truncated),
+    ];
+    for (i, v) in values.into_iter().enumerate() {
+        stmt.raw_bind_parameter(before + i + 1, v)?;
     }
     Ok(())
 }
@@ -335,6 +459,90 @@ pub async fn retain(db: Db, retention: std::time::Duration, interval: std::time:
             Ok(0) => {}
             Ok(n) => tracing::info!(records = n, "deleted audit records past retention"),
             Err(e) => tracing::warn!(error = %e, "audit retention purge failed"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::iam::{Principal, Role, User};
+
+    fn entry(i: usize) -> Entry {
+        // Every third request authenticated; the others name a key they may not own.
+        let principal = i.is_multiple_of(3).then(|| Principal {
+            user: Arc::new(User {
+                id: 1,
+                name: format!("user{i}"),
+                role: Role::Member,
+                groups: Vec::new(),
+                grants: Vec::new(),
+            }),
+            access_key_id: Some(format!("KEY{i}")),
+            manifest: None,
+        });
+        Entry {
+            time_ms: 1_000 + i as i64,
+            request_id: Arc::from(format!("req{i}")),
+            principal,
+            claim: Claim {
+                authorization: Some(HeaderValue::from_static(
+                    "AWS4-HMAC-SHA256 Credential=CLAIMED/20250101/us-east-1/s3/aws4_request",
+                )),
+                uri: http::Uri::from_static("/b/k"),
+            },
+            action: Cow::Borrowed("GetObject"),
+            resource: format!("b/k{i}"),
+            status: if i.is_multiple_of(2) { 200 } else { 403 },
+            bytes_in: i as u64,
+            bytes_out: 2 * i as u64,
+            source: Some(IpAddr::from([127, 0, 0, 1])),
+            user_agent: Some(HeaderValue::from_static("test-agent")),
+        }
+    }
+
+    /// Batches that fill whole multi-row statements and a remainder are all stored,
+    /// in order, each field in its column.
+    #[tokio::test]
+    async fn a_batch_is_stored_row_by_row_in_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(&dir.path().join("t.db")).expect("open");
+        let n = 2 * ROWS_PER_INSERT + 5;
+        let entries: Vec<Entry> = (0..n).map(entry).collect();
+        db.write(move |conn| insert(conn, &entries))
+            .await
+            .expect("insert");
+        let rows = query(
+            &db,
+            Filter {
+                limit: 1000,
+                ..Filter::default()
+            },
+        )
+        .await
+        .expect("query");
+        assert_eq!(rows.len(), n);
+        for (i, r) in rows.iter().enumerate() {
+            assert_eq!(r.request_id, format!("req{i}"));
+            assert_eq!(r.time_ms, 1_000 + i as i64);
+            assert_eq!(r.resource, format!("b/k{i}"));
+            assert_eq!(r.action, "GetObject");
+            if i.is_multiple_of(3) {
+                assert_eq!(r.principal.as_deref(), Some(format!("user{i}").as_str()));
+                assert_eq!(r.access_key_id.as_deref(), Some(format!("KEY{i}").as_str()));
+            } else {
+                assert_eq!(r.principal, None);
+                assert_eq!(r.access_key_id.as_deref(), Some("CLAIMED"));
+            }
+            let (status, outcome) = if i.is_multiple_of(2) {
+                (200, Outcome::Allowed)
+            } else {
+                (403, Outcome::Denied)
+            };
+            assert_eq!((r.status, r.outcome), (status, outcome));
+            assert_eq!((r.bytes_in, r.bytes_out), (i as u64, 2 * i as u64));
+            assert_eq!(r.source.as_deref(), Some("127.0.0.1"));
+            assert_eq!(r.user_agent.as_deref(), Some("test-agent"));
         }
     }
 }

@@ -6,11 +6,9 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -104,10 +102,9 @@ pub async fn serve(
         };
         let _ = tcp.set_nodelay(true);
         let front = front.clone();
-        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-            req.extensions_mut().insert(ConnectInfo(peer));
+        let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
             let front = front.clone();
-            async move { Ok::<_, Infallible>(front.call(req.map(axum::body::Body::new)).await) }
+            async move { Ok::<_, Infallible>(front.call(req.map(axum::body::Body::new), peer).await) }
         });
         let mut builder = http1::Builder::new();
         builder
@@ -152,9 +149,4 @@ pub async fn serve(
             tracing::warn!(grace = ?opts.shutdown_grace, "shutdown deadline passed; closing remaining connections");
         }
     }
-}
-
-/// The address a request came from, when served by [`serve`].
-pub fn peer_addr(req: &http::request::Parts) -> Option<SocketAddr> {
-    req.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0)
 }
