@@ -478,7 +478,7 @@ mod tests {
                 groups: Vec::new(),
                 grants: Vec::new(),
             }),
-            access_key_id: Some(format!("KEY{i}")),
+            access_key_id: Some(format!("KEY{i}").into()),
             manifest: None,
         });
         Entry {

@@ -180,8 +180,9 @@ impl User {
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub user: Arc<User>,
-    /// The access key that signed the request (`None` for a bearer token).
-    pub access_key_id: Option<String>,
+    /// The access key that signed the request (`None` for a bearer token), shared with
+    /// the principals cache.
+    pub access_key_id: Option<Arc<str>>,
     /// Set when the key is the credential of a checkout manifest: `user` is then the
     /// synthetic member `manifest:{id}` without grants, and the S3 layer allows only
     /// downloads of the manifest's entries (see `crate::checkout::access`).
@@ -215,14 +216,14 @@ impl Principal {
 
 struct KeyEntry {
     user_id: i64,
-    secret: String,
+    secret: Arc<str>,
     enabled: bool,
 }
 
 struct ManifestKeyEntry {
     manifest_id: i64,
     owner_id: i64,
-    secret: String,
+    secret: Arc<str>,
     /// `manifest:{id}`, a member without grants.
     user: Arc<User>,
 }
@@ -237,9 +238,9 @@ struct TokenEntry {
 pub struct Snapshot {
     version: i64,
     users: HashMap<i64, Arc<User>>,
-    keys: HashMap<String, KeyEntry>,
+    keys: HashMap<Arc<str>, KeyEntry>,
     /// Credentials of checkout manifests, by access key id.
-    manifest_keys: HashMap<String, ManifestKeyEntry>,
+    manifest_keys: HashMap<Arc<str>, ManifestKeyEntry>,
     tokens: HashMap<[u8; 32], TokenEntry>,
 }
 
@@ -337,18 +338,21 @@ impl Iam {
     /// use. `None` if the key vanished or was disabled in between.
     pub fn principal_for_key(&self, access_key_id: &str) -> Option<Principal> {
         let snap = self.snapshot();
-        if let Some(m) = snap.manifest_keys.get(access_key_id) {
+        if let Some((id, m)) = snap.manifest_keys.get_key_value(access_key_id) {
             let owner = snap.users.get(&m.owner_id)?.clone();
             return Some(Principal {
                 user: m.user.clone(),
-                access_key_id: Some(access_key_id.to_string()),
+                access_key_id: Some(id.clone()),
                 manifest: Some(Arc::new(ManifestScope {
                     id: m.manifest_id,
                     owner,
                 })),
             });
         }
-        let k = snap.keys.get(access_key_id).filter(|k| k.enabled)?;
+        let (id, k) = snap
+            .keys
+            .get_key_value(access_key_id)
+            .filter(|(_, k)| k.enabled)?;
         let user = snap.users.get(&k.user_id)?.clone();
         if let Ok(mut m) = self.last_used.lock() {
             let now = meta::now_millis();
@@ -361,7 +365,7 @@ impl Iam {
         }
         Some(Principal {
             user,
-            access_key_id: Some(access_key_id.to_string()),
+            access_key_id: Some(id.clone()),
             manifest: None,
         })
     }
@@ -426,7 +430,7 @@ fn into_meta(e: Error) -> meta::Error {
 }
 
 impl SecretLookup for Iam {
-    fn secret_for(&self, access_key_id: &str) -> Option<String> {
+    fn secret_for(&self, access_key_id: &str) -> Option<Arc<str>> {
         let snap = self.snapshot();
         if let Some(m) = snap.manifest_keys.get(access_key_id) {
             return Some(m.secret.clone());

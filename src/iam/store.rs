@@ -133,10 +133,10 @@ pub fn load_snapshot(conn: &Connection, key: &MasterKey) -> Result<Snapshot, Err
             continue;
         };
         keys.insert(
-            id,
+            Arc::from(id),
             KeyEntry {
                 user_id: r.get(1)?,
-                secret,
+                secret: Arc::from(secret),
                 enabled: r.get(3)?,
             },
         );
@@ -160,11 +160,11 @@ pub fn load_snapshot(conn: &Connection, key: &MasterKey) -> Result<Snapshot, Err
             continue;
         };
         manifest_keys.insert(
-            id,
+            Arc::from(id),
             super::ManifestKeyEntry {
                 manifest_id,
                 owner_id: r.get(1)?,
-                secret,
+                secret: Arc::from(secret),
                 user: Arc::new(User {
                     id: -manifest_id,
                     name: super::manifest_principal_name(manifest_id),

@@ -26,7 +26,7 @@ pub use chunked::{ChunkedDecoder, Trailers, decode_body, decode_stream, verify_s
 /// Looks up the secret for an access key id (the server implements this over its key table).
 pub trait SecretLookup {
     /// The secret access key for `access_key_id`, or `None` if the key is unknown or disabled.
-    fn secret_for(&self, access_key_id: &str) -> Option<String>;
+    fn secret_for(&self, access_key_id: &str) -> Option<std::sync::Arc<str>>;
 }
 
 /// Boxed error of the underlying body stream.

@@ -535,8 +535,8 @@ mod tests {
     struct Keys(HashMap<String, String>);
 
     impl SecretLookup for Keys {
-        fn secret_for(&self, access_key_id: &str) -> Option<String> {
-            self.0.get(access_key_id).cloned()
+        fn secret_for(&self, access_key_id: &str) -> Option<std::sync::Arc<str>> {
+            self.0.get(access_key_id).map(|s| s.as_str().into())
         }
     }
 

@@ -51,8 +51,8 @@ const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 struct Keys(HashMap<String, String>);
 
 impl SecretLookup for Keys {
-    fn secret_for(&self, access_key_id: &str) -> Option<String> {
-        self.0.get(access_key_id).cloned()
+    fn secret_for(&self, access_key_id: &str) -> Option<std::sync::Arc<str>> {
+        self.0.get(access_key_id).map(|s| s.as_str().into())
     }
 }
 
@@ -1005,6 +1005,20 @@ proptest! {
     #[test]
     fn prop_hex32_is_lower_hex(bytes in any::<[u8; 32]>()) {
         prop_assert_eq!(util::hex32(&bytes).to_vec(), hex::encode(bytes).into_bytes());
+    }
+
+    /// The hand-written decoder agrees with the `hex` crate: either case, exactly 64
+    /// digits, nothing else.
+    #[test]
+    fn prop_decode_hex32_agrees_with_hex(
+        bytes in any::<[u8; 32]>(),
+        junk in prop::collection::vec(any::<u8>(), 0..70),
+    ) {
+        prop_assert_eq!(util::decode_hex32(hex::encode(bytes).as_bytes()), Some(bytes));
+        prop_assert_eq!(util::decode_hex32(hex::encode_upper(bytes).as_bytes()), Some(bytes));
+        let mut want = [0u8; 32];
+        let expected = hex::decode_to_slice(&junk, &mut want).ok().map(|()| want);
+        prop_assert_eq!(util::decode_hex32(&junk), expected);
     }
 
     #[test]

@@ -231,8 +231,14 @@ pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// Decode a 64-character hex string into 32 bytes.
 pub(crate) fn decode_hex32(s: &[u8]) -> Option<[u8; 32]> {
+    if s.len() != 64 {
+        return None;
+    }
     let mut out = [0u8; 32];
-    hex::decode_to_slice(s, &mut out).ok()?;
+    for (byte, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
+        let (hi, lo) = (hex_val(*pair.first()?)?, hex_val(*pair.get(1)?)?);
+        *byte = hi << 4 | lo;
+    }
     Some(out)
 }
 
