@@ -372,7 +372,12 @@ async fn observe(front: &Front, req: Request, peer: SocketAddr) -> Response {
     let audited = state.audit.enabled() && !path.starts_with("/health/") && path != "/metrics";
     let audit_req = audited.then(|| AuditRequest {
         user_agent: req.headers().get(header::USER_AGENT).cloned(),
-        authorization: req.headers().get(header::AUTHORIZATION).cloned(),
+        // Only signatures name a key; a bearer token is a secret and is not kept.
+        authorization: req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .filter(|v| !v.as_bytes().starts_with(b"Bearer "))
+            .cloned(),
         time_ms: crate::meta::now_millis(),
     });
     let permit = state.limiter.clone().try_acquire_owned();

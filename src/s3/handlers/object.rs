@@ -269,7 +269,9 @@ where
 pub async fn get_object(ctx: Ctx, head: bool) -> Result<Response<Body>, S3Error> {
     let (bucket, key) = (ctx.bucket()?, ctx.key()?);
     let (read, source) = if head {
-        // The shared read (and cache) of GET: a HEAD usually comes before a GET.
+        // The shared read (and cache) of GET: a HEAD usually comes before a GET. On a
+        // miss it reads the bytes of an inline object too (32 KiB at most), which the
+        // GET that follows is then served from.
         let read = ctx.app.db.object_read(bucket, key).await?;
         (read, Source::Blobs(Vec::new()))
     } else {
