@@ -266,3 +266,44 @@ async fn response_header_overrides() {
     assert_eq!(r.header("content-type"), Some("binary/octet-stream"));
     assert_eq!(r.header("content-disposition"), None);
 }
+
+/// HEAD reads through the object cache now: after an overwrite (other length, type and
+/// metadata) and after a delete, HEAD and GET answer from the new state at once, however
+/// often the old one was read before.
+#[tokio::test]
+async fn head_and_get_follow_overwrites_and_deletes() {
+    let (app, etag1, _) = setup().await;
+    for _ in 0..3 {
+        let h = app.head(B, "obj").await;
+        assert_eq!(h.status, 200);
+        assert_eq!(h.header("etag"), Some(etag1.as_str()));
+        assert_eq!(h.header("content-length"), Some("36"));
+        assert_eq!(app.get(B, "obj").await.body, DATA);
+    }
+    let r = app
+        .req("PUT", &obj(B, "obj"))
+        .header("content-type", "text/csv")
+        .header("x-amz-meta-origin", "second")
+        .body(&b"a,b\n1,2\n"[..])
+        .send()
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let etag2 = r.header("etag").unwrap().to_string();
+    assert_ne!(etag1, etag2);
+    let h = app.head(B, "obj").await;
+    assert_eq!(h.status, 200);
+    assert_eq!(h.header("etag"), Some(etag2.as_str()));
+    assert_eq!(h.header("content-length"), Some("8"));
+    assert_eq!(h.header("content-type"), Some("text/csv"));
+    assert_eq!(h.header("x-amz-meta-origin"), Some("second"));
+    assert!(h.body.is_empty());
+    let g = app.get(B, "obj").await;
+    assert_eq!((g.status, g.body.as_slice()), (200, &b"a,b\n1,2\n"[..]));
+    assert_eq!(g.header("etag"), Some(etag2.as_str()));
+    assert_eq!(
+        app.request("DELETE", &obj(B, "obj"), &[], "").await.status,
+        204
+    );
+    assert_eq!(app.head(B, "obj").await.status, 404);
+    assert_eq!(app.get(B, "obj").await.status, 404);
+}
