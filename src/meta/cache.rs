@@ -22,9 +22,9 @@ use bytes::Bytes;
 
 use super::ObjectMeta;
 
-/// Most entries kept; beyond it the cache starts over.
+/// Most entries kept; beyond it a quarter of them are dropped.
 const MAX_ENTRIES: usize = 8192;
-/// Most bytes (object bytes plus keys) kept; beyond it the cache starts over.
+/// Most bytes (object bytes plus keys) kept; beyond it a quarter of the entries are dropped.
 const MAX_BYTES: usize = 32 << 20;
 
 /// What one read of an object returned: its metadata and, for a small object kept
@@ -58,6 +58,26 @@ impl Inner {
             self.generation = now;
         }
         self.generation == now
+    }
+}
+
+impl Inner {
+    /// Makes room by dropping a quarter of the entries, picked by the map's randomly
+    /// seeded order. Random eviction keeps most of a working set a little larger than
+    /// the cache (starting over kept none of it when the keys came round in turn), and
+    /// unlike LRU it costs the read path nothing.
+    fn evict_some(&mut self) {
+        let (mut seen, mut freed) = (0usize, 0usize);
+        self.map.retain(|k, e| {
+            seen += 1;
+            // The 1st, 5th, 9th...: never nothing, so the caller's loop ends.
+            let keep = seen % 4 != 1;
+            if !keep {
+                freed += entry_size(k.len(), e);
+            }
+            keep
+        });
+        self.bytes = self.bytes.saturating_sub(freed);
     }
 }
 
@@ -104,9 +124,10 @@ impl ObjectCache {
         if size > MAX_BYTES / 64 {
             return;
         }
-        if inner.map.len() >= MAX_ENTRIES || inner.bytes + size > MAX_BYTES {
-            inner.map.clear();
-            inner.bytes = 0;
+        while !inner.map.is_empty()
+            && (inner.map.len() >= MAX_ENTRIES || inner.bytes + size > MAX_BYTES)
+        {
+            inner.evict_some();
         }
         let key_len = k.len();
         inner.bytes += size;
@@ -170,5 +191,23 @@ mod tests {
         let inner = c.inner.lock().expect("lock");
         assert!(inner.map.len() <= MAX_ENTRIES);
         assert!(inner.bytes <= MAX_BYTES);
+    }
+
+    /// Overflowing drops a quarter, not everything: most of a working set a little
+    /// larger than the cache stays, the newest entry is there, and the byte count is
+    /// the sum of what is kept.
+    #[test]
+    fn overflow_keeps_most_entries() {
+        let c = ObjectCache::default();
+        // One more than fits.
+        for i in 0..=MAX_ENTRIES {
+            c.insert("b", &i.to_string(), 0, 0, entry("e", b"xyz"));
+        }
+        assert!(c.get("b", &MAX_ENTRIES.to_string(), 0).is_some());
+        let inner = c.inner.lock().expect("lock");
+        assert!(inner.map.len() > MAX_ENTRIES / 2, "{}", inner.map.len());
+        assert!(inner.map.len() <= MAX_ENTRIES);
+        let sum: usize = inner.map.iter().map(|(k, e)| entry_size(k.len(), e)).sum();
+        assert_eq!(inner.bytes, sum);
     }
 }
