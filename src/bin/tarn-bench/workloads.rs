@@ -170,15 +170,56 @@ pub enum SmallOp {
 /// Tarn's in the same run.
 const WARM_UP: Duration = Duration::from_millis(100);
 
-/// `conc` connections, each sending `op` back to back, `n` operations in all, on keys
-/// `prefix/{i}`, after [`WARM_UP`]. Returns ops/s with p50 and p99 latency in ms.
+/// How much one closed-loop measurement does.
+#[derive(Clone, Copy, Debug)]
+pub enum Amount {
+    /// Every key `0..n` exactly once (setup passes that write or first read a key set).
+    EachKey(usize),
+    /// As many operations as fit in the duration: reads cycle over keys `0..keys`,
+    /// writes take a fresh key each. A measurement of a fixed duration rather than a
+    /// fixed count keeps a fast target's window from shrinking to a few scheduler
+    /// ticks (2,000 GETs at 20k ops/s are a tenth of a second) and a slow peer's from
+    /// growing without bound.
+    For(Duration, usize),
+}
+
+impl Amount {
+    /// The key of the `i`-th operation, or `None` when the measurement is over.
+    fn key(self, op: SmallOp, i: usize, deadline: Instant) -> Option<usize> {
+        match self {
+            Amount::EachKey(n) => (i < n).then_some(i),
+            Amount::For(_, keys) => (Instant::now() < deadline).then(|| match op {
+                SmallOp::Put => i,
+                _ => i % keys.max(1),
+            }),
+        }
+    }
+
+    /// How long the timed window lasts (`ZERO` for [`Amount::EachKey`]).
+    fn window(self) -> Duration {
+        match self {
+            Amount::EachKey(_) => Duration::ZERO,
+            Amount::For(d, _) => d,
+        }
+    }
+
+    /// Keys the untimed warm-up may read.
+    fn keys(self) -> usize {
+        match self {
+            Amount::EachKey(n) | Amount::For(_, n) => n.max(1),
+        }
+    }
+}
+
+/// `conc` connections, each sending `op` back to back on keys `prefix/{i}` for the
+/// `amount`, after [`WARM_UP`]. Returns ops/s with p50 and p99 latency in ms.
 pub async fn closed_loop(
     ep: &Ep,
     bucket: &str,
     prefix: &str,
     op: SmallOp,
     conc: usize,
-    n: usize,
+    amount: Amount,
     bodies: &Arc<Vec<SmallBody>>,
 ) -> Result<Measure> {
     let counter = Arc::new(AtomicUsize::new(0));
@@ -209,21 +250,22 @@ pub async fn closed_loop(
                     &bucket,
                     &warm_prefix,
                     op,
-                    j % n.max(1),
+                    j % amount.keys(),
                     &bodies,
                 )
                 .await?;
                 j += conc;
             }
             warm.wait().await;
-            let mut lat = Vec::with_capacity(n / conc + 1);
+            let deadline = Instant::now() + amount.window();
+            let mut lat = Vec::with_capacity(4096);
             loop {
                 let i = counter.fetch_add(1, Ordering::Relaxed);
-                if i >= n {
+                let Some(key) = amount.key(op, i, deadline) else {
                     return Ok::<_, crate::client::BoxError>(lat);
-                }
+                };
                 let t0 = Instant::now();
-                small_op(&ep, &mut conn, &bucket, &prefix, op, i, &bodies).await?;
+                small_op(&ep, &mut conn, &bucket, &prefix, op, key, &bodies).await?;
                 lat.push(t0.elapsed().as_micros().min(u32::MAX as u128) as u32);
             }
         }));
@@ -231,14 +273,14 @@ pub async fn closed_loop(
     ready.wait().await;
     warm.wait().await;
     let start = Instant::now();
-    let mut lat = Vec::with_capacity(n);
+    let mut lat = Vec::new();
     for t in tasks {
         lat.extend(t.await??);
     }
     let secs = start.elapsed().as_secs_f64();
     lat.sort_unstable();
     Ok(Measure {
-        value: n as f64 / secs,
+        value: lat.len() as f64 / secs,
         extra: vec![
             ("p50_ms", percentile(&lat, 0.5)),
             ("p99_ms", percentile(&lat, 0.99)),
