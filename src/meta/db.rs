@@ -135,10 +135,12 @@ fn open(path: &Path, read_only: bool) -> Result<Connection, Error> {
     }
     // The writer's page cache survives its own commits; a reader's is emptied at the
     // start of any read transaction after another connection wrote (every request
-    // writes an audit record), so a large one only held memory: up to 32 idle readers
-    // at 16 MB each grew the server by tens of MiB.
+    // writes an audit record), so a large one only holds memory: at 2 MB each, the 16-20
+    // readers that a minute of concurrent reads leaves open held 30+ MiB of the server's
+    // RSS and pushed it past 100 MiB during a 1 GiB transfer. 512 KiB (128 pages) holds
+    // the interior pages and the leaves one read transaction touches.
     let cache = if read_only {
-        "PRAGMA cache_size=-2000;"
+        "PRAGMA cache_size=-512;"
     } else {
         "PRAGMA cache_size=-16000;"
     };
