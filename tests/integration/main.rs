@@ -14,6 +14,7 @@ mod chunked;
 mod copy;
 mod edge;
 mod listing;
+mod memory;
 mod multipart;
 mod objects;
 mod ops;
