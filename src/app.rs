@@ -258,6 +258,7 @@ impl App {
             }
         });
         let gc = tokio::spawn(upload_gc(state.clone()));
+        let trim = tokio::spawn(crate::memory::return_free_memory(state.metrics.clone()));
         let iam_task = tokio::spawn(state.iam.clone().maintain(Duration::from_secs(2)));
         let audit_cfg = &state.settings.audit;
         let retention = (audit_cfg.retention_secs > 0).then(|| {
@@ -276,6 +277,7 @@ impl App {
         };
         crate::server::serve(self.listener, Front::new(state.clone()), opts, shutdown).await;
         gc.abort();
+        trim.abort();
         iam_task.abort();
         if let Some(t) = retention {
             t.abort();

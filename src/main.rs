@@ -156,9 +156,7 @@ async fn serve(settings: tarn::config::Settings) -> Result<(), Box<dyn std::erro
         out.flush()?;
     }
     tracing::info!(%addr, scheme, "listening");
-    let trim = tokio::spawn(return_free_memory(std::time::Duration::from_secs(2)));
     app.run_until_stopped(shutdown_signal()).await?;
-    trim.abort();
     tracing::info!("stopped");
     Ok(())
 }
@@ -176,32 +174,6 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term => {}
-    }
-}
-
-/// Hands the memory glibc malloc holds free back to the system every `period`.
-///
-/// malloc returns freed memory by itself only from the top of its heaps. After a burst
-/// of small requests (object cache entries, SQLite pages, audit records, freed in no
-/// particular order) most of the freed memory lies between live allocations and stays
-/// resident: 40 MiB of a 90 MiB server after the benchmark's small-object rounds, which
-/// then counted against every later transfer. `malloc_trim(0)` releases those pages
-/// (the server went from 90 to 49 MiB); it runs on the blocking pool, as it holds each
-/// arena's lock while it walks the free lists (about 2 ms after a burst here, so every
-/// 2 s costs 0.1% of a core).
-async fn return_free_memory(period: std::time::Duration) {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    loop {
-        tokio::time::sleep(period).await;
-        let started = std::time::Instant::now();
-        // SAFETY: malloc_trim only gives free pages back; it takes malloc's own locks,
-        // so it is safe to call while other threads allocate.
-        let trimmed = tokio::task::spawn_blocking(|| unsafe { libc::malloc_trim(0) }).await;
-        tracing::debug!(
-            released = trimmed.is_ok_and(|r| r == 1),
-            elapsed_us = started.elapsed().as_micros() as u64,
-            "returned free memory to the system"
-        );
     }
 }
 

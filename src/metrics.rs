@@ -82,6 +82,14 @@ impl Metrics {
         s.bytes_out += bytes_out;
     }
 
+    /// Requests finished so far (all operations).
+    pub fn requests_total(&self) -> u64 {
+        match self.ops.lock() {
+            Ok(ops) => ops.values().map(|s| s.latency_count).sum(),
+            Err(p) => p.into_inner().values().map(|s| s.latency_count).sum(),
+        }
+    }
+
     /// Renders everything in the Prometheus text format.
     pub fn render(
         &self,

@@ -35,7 +35,7 @@ where
 /// Thousands of small objects written, read (into the object cache) and deleted leave
 /// most of the memory they used free but, with glibc's allocator, still resident: the
 /// holes lie between live allocations, where malloc never returns them by itself. The
-/// server hands free memory back every few seconds, so its RSS follows what it holds.
+/// server hands free memory back once the burst is over, so its RSS follows what it holds.
 #[tokio::test]
 async fn memory_freed_after_a_burst_is_returned() {
     let app = Arc::new(spawn_app().await);
