@@ -318,16 +318,7 @@ async fn run(args: &Args, work: PathBuf) -> Result<()> {
         for r in 0..rounds {
             if let Some((_, ep)) = &minimal {
                 for &conc in &args.conc {
-                    let m = workloads::closed_loop(
-                        ep,
-                        bucket,
-                        "x",
-                        SmallOp::GetAny,
-                        conc,
-                        timed(args, args.small_keys),
-                        &bodies,
-                    )
-                    .await?;
+                    let m = minimal_round(ep, args, bucket, conc, &bodies).await?;
                     res.add(&format!("http_minimal_c{conc}"), "ops/s", MACHINE, r, m);
                 }
             }
@@ -447,16 +438,7 @@ async fn run(args: &Args, work: PathBuf) -> Result<()> {
                     res.add(&format!("get_small_c{conc}"), "ops/s", &t.name, r, m);
                 }
                 if let Some((_, ep)) = &minimal {
-                    let m = workloads::closed_loop(
-                        ep,
-                        bucket,
-                        "x",
-                        SmallOp::GetAny,
-                        conc,
-                        timed(args, args.small_keys),
-                        &bodies,
-                    )
-                    .await?;
+                    let m = minimal_round(ep, args, bucket, conc, &bodies).await?;
                     res.add(&format!("http_minimal_c{conc}"), "ops/s", MACHINE, r, m);
                 }
             }
@@ -712,6 +694,18 @@ fn report(args: &Args, targets: &[Target], res: &Results) -> Result<()> {
         std::fs::write(p, json.join("\n") + "\n")?;
     }
     Ok(())
+}
+
+/// One measurement of the minimal handler (GETs of any key) at concurrency `conc`.
+async fn minimal_round(
+    ep: &client::Ep,
+    args: &Args,
+    bucket: &str,
+    conc: usize,
+    bodies: &Arc<Vec<workloads::SmallBody>>,
+) -> Result<Measure> {
+    let amount = timed(args, args.small_keys);
+    workloads::closed_loop(ep, bucket, "x", SmallOp::GetAny, conc, amount, bodies).await
 }
 
 /// A closed-loop measurement of `--secs` over `keys` keys.
