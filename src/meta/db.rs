@@ -135,10 +135,10 @@ fn open(path: &Path, read_only: bool) -> Result<Connection, Error> {
     }
     // The writer's page cache survives its own commits; a reader's is emptied at the
     // start of any read transaction after another connection wrote (every request
-    // writes an audit record), so a large one only holds memory: at 2 MB each, the 16-20
-    // readers that a minute of concurrent reads leaves open held 30+ MiB of the server's
-    // RSS and pushed it past 100 MiB during a 1 GiB transfer. 512 KiB (128 pages) holds
-    // the interior pages and the leaves one read transaction touches. The writer's 8 MB
+    // writes an audit record), so a large one only holds memory (2 MB each for up to
+    // 32 readers, 16-20 of them open after the benchmark). 512 KiB (128 pages) holds
+    // the interior pages and the leaves one read transaction touches; GETs that miss the
+    // object cache were no slower (1.04x in an A/B). The writer's 8 MB
     // (16 until session 7) hold the B-trees' upper levels; with 16, RSS was 8-10 MiB
     // higher and small PUTs no faster (A/B, two runs of 3 rounds: 0.95-1.15x).
     let cache = if read_only {
