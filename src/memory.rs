@@ -55,7 +55,11 @@ impl Policy {
         let finished = total.saturating_sub(self.last_total);
         self.last_total = total;
         self.busy |= finished > QUIET;
-        self.quiet = if finished <= QUIET { self.quiet + 1 } else { 0 };
+        self.quiet = if finished <= QUIET {
+            self.quiet.saturating_add(1)
+        } else {
+            0
+        };
         let due = self.busy
             && (self.quiet >= QUIET_TICKS || now.duration_since(self.last_trim) >= UNDER_LOAD);
         if due {
@@ -84,12 +88,16 @@ pub async fn return_free_memory(metrics: std::sync::Arc<Metrics>) {
 }
 
 /// Releases free heap pages; whether any were released.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn trim() -> bool {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only gives free pages back; it takes malloc's own locks, so
     // it is safe to call while other threads allocate.
-    return unsafe { libc::malloc_trim(0) } == 1;
-    #[allow(unreachable_code)]
+    unsafe { libc::malloc_trim(0) == 1 }
+}
+
+/// Other allocators and C libraries: nothing to do here.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn trim() -> bool {
     false
 }
 
