@@ -483,8 +483,9 @@ fn verify_v4(
     let secret = secrets
         .secret_for(cred.access_key_id)
         .ok_or(PostPolicyError::InvalidAccessKeyId)?;
-    let key = sigv4::signing_key(&cred, &secret);
-    let computed = util::hmac_sha256(&key, policy.as_bytes());
+    let mut mac = sigv4::signing_key(&cred, &secret).mac();
+    mac.update(policy.as_bytes());
+    let computed: [u8; 32] = mac.finalize().into_bytes().into();
     let provided = util::decode_hex32(signature.trim().as_bytes())
         .ok_or(PostPolicyError::SignatureDoesNotMatch)?;
     if !util::ct_eq(&computed, &provided) {

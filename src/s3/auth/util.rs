@@ -73,13 +73,20 @@ pub(crate) fn parse_query(query: &str) -> Vec<QueryParam<'_>> {
         .collect()
 }
 
-fn hex_val(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
+/// Value of each hex digit; 0xff for every other byte.
+const HEX_VALUES: [u8; 256] = {
+    let mut table = [0xff; 256];
+    let mut i = 0;
+    while i < 16 {
+        table[b"0123456789abcdef"[i] as usize] = i as u8;
+        table[b"0123456789ABCDEF"[i] as usize] = i as u8;
+        i += 1;
     }
+    table
+};
+
+fn hex_val(b: u8) -> Option<u8> {
+    Some(HEX_VALUES[usize::from(b)]).filter(|v| *v < 16)
 }
 
 /// Percent-decode bytes; invalid `%` sequences are kept literally. With `plus_as_space`, `+`
@@ -235,11 +242,17 @@ pub(crate) fn decode_hex32(s: &[u8]) -> Option<[u8; 32]> {
         return None;
     }
     let mut out = [0u8; 32];
+    // Any byte that is not a digit has its high bits set: check once at the end.
+    let mut invalid = 0u8;
     for (byte, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
-        let (hi, lo) = (hex_val(*pair.first()?)?, hex_val(*pair.get(1)?)?);
+        let (hi, lo) = (
+            HEX_VALUES[usize::from(pair[0])],
+            HEX_VALUES[usize::from(pair[1])],
+        );
+        invalid |= hi | lo;
         *byte = hi << 4 | lo;
     }
-    Some(out)
+    (invalid < 16).then_some(out)
 }
 
 /// Trim spaces and tabs at both ends and collapse inner runs of spaces to one space.
