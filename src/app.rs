@@ -372,16 +372,7 @@ async fn observe(front: &Front, req: Request, peer: SocketAddr) -> Response {
     let span = tracing::info_span!("request", request_id = %request_id, %method);
     // What the audit record needs of the request, taken before the handler owns it.
     let audited = state.audit.enabled() && !path.starts_with("/health/") && path != "/metrics";
-    let audit_req = audited.then(|| AuditRequest {
-        user_agent: req.headers().get(header::USER_AGENT).cloned(),
-        // Only signatures name a key; a bearer token is a secret and is not kept.
-        authorization: req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .filter(|v| !v.as_bytes().starts_with(b"Bearer "))
-            .cloned(),
-        time_ms: crate::meta::now_millis(),
-    });
+    let audit_req = audited.then(|| AuditRequest::of(req.headers()));
     let permit = state.limiter.clone().try_acquire_owned();
     let (mut resp, mut served) = match permit {
         Ok(_permit) => front.route(req, &request_id).instrument(span.clone()).await,
@@ -457,33 +448,65 @@ async fn observe(front: &Front, req: Request, peer: SocketAddr) -> Response {
                 path.to_string(),
             ),
         };
+        let time_ms = a.time_ms;
+        let (claimed_key, user_agent) = a.finish(principal.is_some(), uri);
         state.audit.record(crate::audit::Entry {
-            time_ms: a.time_ms,
+            time_ms,
             request_id,
             principal,
-            claim: crate::audit::Claim {
-                authorization: a.authorization,
-                uri,
-            },
+            claimed_key,
             action,
             resource,
             status,
             bytes_in,
             bytes_out,
             source: Some(peer.ip()),
-            user_agent: a.user_agent,
+            user_agent,
         });
     }
     resp
 }
 
-/// What the audit record keeps of a request, taken before the handler owns it (header
-/// values are shared, not copied).
+/// What the audit record keeps of a request, taken before the handler owns it.
 struct AuditRequest {
-    user_agent: Option<HeaderValue>,
-    /// Names the access key id if the request does not authenticate.
+    /// Copied: see [`crate::audit::Entry`] on why nothing may share the request's bytes.
+    user_agent: Option<Box<str>>,
+    /// Names the access key id if the request does not authenticate (shared with the
+    /// request, and dropped with it).
     authorization: Option<HeaderValue>,
     time_ms: i64,
+}
+
+impl AuditRequest {
+    fn of(headers: &http::HeaderMap) -> AuditRequest {
+        AuditRequest {
+            user_agent: headers
+                .get(header::USER_AGENT)
+                .and_then(crate::audit::user_agent),
+            // Only signatures name a key; a bearer token is a secret and is not kept.
+            authorization: headers
+                .get(header::AUTHORIZATION)
+                .filter(|v| !v.as_bytes().starts_with(b"Bearer "))
+                .cloned(),
+            time_ms: crate::meta::now_millis(),
+        }
+    }
+
+    /// The claimed access key id (only when the request did not authenticate) and the
+    /// user agent, both owned, so that the record outlives the request without holding
+    /// any of its bytes.
+    fn finish(self, authenticated: bool, uri: http::Uri) -> (Option<String>, Option<Box<str>>) {
+        let claim = crate::audit::Claim {
+            authorization: self.authorization,
+            uri,
+        };
+        let claimed_key = if authenticated {
+            None
+        } else {
+            claim.access_key_id()
+        };
+        (claimed_key, self.user_agent)
+    }
 }
 
 fn content_length(h: &http::HeaderMap) -> u64 {
@@ -562,7 +585,37 @@ async fn upload_gc(state: AppState) {
 
 #[cfg(test)]
 mod tests {
-    use super::routed_path;
+    use super::{AuditRequest, routed_path};
+
+    /// hyper parses headers in place: values and the URI share its read buffer. What
+    /// the audit record keeps must not, or every queued record holds a buffer alive
+    /// and the connection allocates a new one per request (it did: 8 KiB each).
+    #[test]
+    fn the_audit_record_keeps_no_bytes_of_the_request() {
+        let raw = bytes::Bytes::from(
+            b"/b/k?X-Amz-Credential=CLAIMED%2F20250101%2Fus-east-1%2Fs3%2Faws4_request\
+              aws-cli/2.15 Python/3.11\
+              AWS4-HMAC-SHA256 Credential=SIGNER/20250101/us-east-1/s3/aws4_request"
+                .to_vec(),
+        );
+        let (uri_end, ua_end) = (72, 96);
+        let shared = |a: usize, b: usize| {
+            http::HeaderValue::from_maybe_shared(raw.slice(a..b)).expect("header value")
+        };
+        for authenticated in [false, true] {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(http::header::USER_AGENT, shared(uri_end, ua_end));
+            headers.insert(http::header::AUTHORIZATION, shared(ua_end, raw.len()));
+            let uri = http::Uri::from_maybe_shared(raw.slice(..uri_end)).expect("uri");
+            let audit = AuditRequest::of(&headers);
+            drop(headers);
+            let (claimed, user_agent) = audit.finish(authenticated, uri);
+            assert!(raw.is_unique(), "the record shares the request's buffer");
+            let expected = (!authenticated).then_some("SIGNER");
+            assert_eq!(claimed.as_deref(), expected);
+            assert_eq!(user_agent.as_deref(), Some("aws-cli/2.15 Python/3.11"));
+        }
+    }
 
     /// Only the router's own paths go to the router; every other path stays S3's (a
     /// bucket may well be named `health` or `metrics2`).

@@ -117,7 +117,8 @@ pub async fn serve(
     req: Request<Body>,
 ) -> (Response<Body>, Served) {
     let (parts, body) = req.into_parts();
-    let path = parts.uri.path().to_string();
+    // A clone shares the bytes: the path is only copied if it becomes the audit resource.
+    let uri = parts.uri.clone();
     let head = parts.method == http::Method::HEAD;
     let mut principal = None;
     let mut audited = None;
@@ -138,7 +139,7 @@ pub async fn serve(
             } else {
                 tracing::debug!(op, code = e.code.as_str(), message = %e.message, "request refused");
             }
-            (error_response(&e, &path, &request_id, head), op)
+            (error_response(&e, uri.path(), &request_id, head), op)
         }
     };
     let h = resp.headers_mut();
@@ -150,7 +151,7 @@ pub async fn serve(
     let served = Served {
         op,
         principal,
-        resource: audited.unwrap_or(path),
+        resource: audited.unwrap_or_else(|| uri.path().to_string()),
     };
     (resp, served)
 }
