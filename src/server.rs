@@ -108,6 +108,13 @@ pub async fn serve(
         });
         let mut builder = http1::Builder::new();
         builder
+            // Without this hyper reads from the socket while a request is in flight to
+            // notice a client that hangs up. The request's header values and URI share
+            // the read buffer, so that read cannot reuse it and allocates a new 8 KiB
+            // one per request (callgrind: ~1,000 instructions and a large malloc/free
+            // per GET). A client that goes away is still noticed when the answer is
+            // written, and one that half-closes after its request now gets the answer.
+            .half_close(true)
             .timer(TokioTimer::new())
             .header_read_timeout(opts.header_read_timeout)
             .max_buf_size(opts.max_header_bytes.saturating_mul(4).max(16 * 1024));

@@ -71,6 +71,38 @@ async fn truncated_chunked_upload_leaves_nothing() {
     );
 }
 
+/// A client may close its sending side once its request is out (`nc -N`, HTTP/1.0
+/// habits). Before `half_close`, hyper read that end of stream while the request was
+/// in flight and dropped the connection unanswered, about every other time.
+#[tokio::test]
+async fn a_client_that_half_closes_still_gets_its_answer() {
+    use tokio::io::AsyncReadExt;
+    let app = spawn_app().await;
+    app.create_bucket(B).await;
+    app.put_ok(B, "half", "closed").await;
+    for attempt in 0..20 {
+        let head = app.req("GET", &obj(B, "half")).head_bytes();
+        let mut s = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+        s.write_all(&head).await.unwrap();
+        s.shutdown().await.unwrap();
+        let mut buf = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
+            .await
+            .expect("answer in time")
+            .expect("read");
+        assert!(
+            !buf.is_empty(),
+            "attempt {attempt}: closed without an answer"
+        );
+        let r = parse_response(&buf, false);
+        assert_eq!(
+            (r.status, r.text()),
+            (200, "closed".to_string()),
+            "attempt {attempt}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn garbage_content_length_is_400() {
     let app = spawn_app().await;
