@@ -48,7 +48,7 @@ pub(super) fn parse_credential(
     err: fn(String) -> AuthError,
 ) -> Result<Credential<'_>, AuthError> {
     let value = std::str::from_utf8(value).map_err(|_| err("credential is not UTF-8".into()))?;
-    let mut parts = value.split('/');
+    let mut parts = util::split_ascii(value, b'/');
     let (Some(akid), Some(date), Some(region), Some(service), Some(terminator), None) = (
         parts.next(),
         parts.next(),
@@ -220,7 +220,7 @@ fn unsigned_amz_header(
         .filter(|n| n.starts_with("x-amz-"))
         .filter(|n| !ALWAYS_EXEMPT.contains(n))
         .filter(|n| !(presigned && PRESIGNED_EXEMPT.contains(n)))
-        .find(|n| !signed_headers.split(';').any(|s| s.eq_ignore_ascii_case(n)))
+        .find(|n| !util::split_ascii(signed_headers, b';').any(|s| s.eq_ignore_ascii_case(n)))
         .map(str::to_string)
 }
 
@@ -232,7 +232,7 @@ fn canonical_headers(
 ) -> Result<Vec<u8>, AuthError> {
     let mut out = Vec::with_capacity(256);
     let mut has_host = false;
-    for name in signed_headers.split(';') {
+    for name in util::split_ascii(signed_headers, b';') {
         if name.is_empty() || name.bytes().any(|b| b.is_ascii_uppercase()) {
             return Err(err(format!("invalid signed header name '{name}'")));
         }
@@ -415,13 +415,12 @@ pub(crate) fn verify_header(
     let err = AuthError::AuthorizationHeaderMalformed;
     let rest = std::str::from_utf8(rest).map_err(|_| err("header is not UTF-8".into()))?;
     let (mut credential, mut signed_headers, mut signature) = (None, None, None);
-    for part in rest.split(',') {
+    for part in util::split_ascii(rest, b',') {
         let part = part.trim_matches(|c| c == ' ' || c == '\t');
         if part.is_empty() {
             continue;
         }
-        let (name, value) = part
-            .split_once('=')
+        let (name, value) = util::split_once_ascii(part, b'=')
             .ok_or_else(|| err(format!("malformed component '{part}'")))?;
         let slot = match name {
             "Credential" => &mut credential,

@@ -1021,6 +1021,15 @@ proptest! {
         prop_assert_eq!(util::decode_hex32(&junk), expected);
     }
 
+    /// The byte splitters agree with `str`'s, multi-byte characters included.
+    #[test]
+    fn prop_split_ascii_agrees_with_str(s in "[a-c,;/=é]{0,24}", sep in prop::sample::select(vec![b',', b';', b'/', b'='])) {
+        let ours: Vec<&str> = util::split_ascii(&s, sep).collect();
+        let std: Vec<&str> = s.split(sep as char).collect();
+        prop_assert_eq!(ours, std);
+        prop_assert_eq!(util::split_once_ascii(&s, sep), s.split_once(sep as char));
+    }
+
     #[test]
     fn prop_chunked_split_invariant_kat(cuts in prop::collection::vec(any::<usize>(), 0..20)) {
         let params = kat_chunked_params();
