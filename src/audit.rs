@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use http::HeaderValue;
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
@@ -44,13 +44,6 @@ impl Outcome {
             401 | 403 => Outcome::Denied,
             s if s >= 400 => Outcome::Error,
             _ => Outcome::Allowed,
-        }
-    }
-    fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Allowed => "allowed",
-            Outcome::Denied => "denied",
-            Outcome::Error => "error",
         }
     }
     /// Parses a filter value.
@@ -280,19 +273,22 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<Msg>) {
 /// (the per-statement work was about a third of an audit insert).
 const ROWS_PER_INSERT: usize = 32;
 /// Columns of an audit row, in the order [`bind`] binds them.
-const COLUMNS: usize = 12;
+const COLUMNS: usize = 11;
+/// Records per `audit_spans` row, about: the writer extends the newest span until it
+/// covers this many ids (plus the batch that crosses the mark).
+const SPAN_IDS: i64 = 4096;
 
 /// `INSERT INTO audit_log ... VALUES (...)` with `rows` rows of placeholders.
 fn insert_sql(rows: usize) -> String {
     let mut sql = String::from(
         "INSERT INTO audit_log (time, request_id, principal, access_key_id, action, resource, \
-         outcome, status, bytes_in, bytes_out, source, user_agent) VALUES ",
+         status, bytes_in, bytes_out, source, user_agent) VALUES ",
     );
     for row in 0..rows {
         if row > 0 {
             sql.push(',');
         }
-        sql.push_str("(?,?,?,?,?,?,?,?,?,?,?,?)");
+        sql.push_str("(?,?,?,?,?,?,?,?,?,?,?)");
     }
     sql
 }
@@ -301,6 +297,12 @@ fn insert(conn: &Connection, entries: &[Entry]) -> Result<(), meta::Error> {
     static MANY: std::sync::LazyLock<String> =
         std::sync::LazyLock::new(|| insert_sql(ROWS_PER_INSERT));
     static ONE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| insert_sql(1));
+    let (Some(min_time), Some(max_time)) = (
+        entries.iter().map(|e| e.time_ms).min(),
+        entries.iter().map(|e| e.time_ms).max(),
+    ) else {
+        return Ok(());
+    };
     let mut chunks = entries.chunks_exact(ROWS_PER_INSERT);
     if chunks.len() > 0 {
         let mut stmt = conn.prepare_cached(&MANY)?;
@@ -316,7 +318,45 @@ fn insert(conn: &Connection, entries: &[Entry]) -> Result<(), meta::Error> {
         bind(&mut stmt, 0, e)?;
         stmt.raw_execute()?;
     }
+    // One writer, one transaction: the batch got consecutive ids ending here.
+    let last_id = conn.last_insert_rowid();
+    let first_id = last_id - entries.len() as i64 + 1;
+    let extended = conn
+        .prepare_cached(
+            "UPDATE audit_spans SET last_id = ?2, min_time = min(min_time, ?3),
+                 max_time = max(max_time, ?4)
+             WHERE id = (SELECT max(id) FROM audit_spans)
+               AND last_id < ?1 AND last_id - first_id < ?5",
+        )?
+        .execute(params![first_id, last_id, min_time, max_time, SPAN_IDS])?;
+    if extended == 0 {
+        conn.prepare_cached(
+            "INSERT INTO audit_spans (first_id, last_id, min_time, max_time)
+             VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![first_id, last_id, min_time, max_time])?;
+    }
     Ok(())
+}
+
+/// A request id as stored: Tarn's own (16 upper-case hex digits) as the 64-bit integer
+/// they spell, which is cheaper to bind and store than the text.
+fn stored_request_id(id: &str) -> Option<i64> {
+    if id.len() != 16 || !id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'A'..=b'F')) {
+        return None;
+    }
+    u64::from_str_radix(id, 16).ok().map(|n| n as i64)
+}
+
+/// The request id of a stored row ([`stored_request_id`] undone).
+fn read_request_id(value: rusqlite::types::ValueRef<'_>) -> String {
+    use rusqlite::types::ValueRef;
+    match value {
+        ValueRef::Integer(n) => format!("{:016X}", n as u64),
+        ValueRef::Text(t) | ValueRef::Blob(t) => String::from_utf8_lossy(t).into_owned(),
+        ValueRef::Real(r) => r.to_string(),
+        ValueRef::Null => String::new(),
+    }
 }
 
 /// Binds the row of `e` to the placeholders after the first `before`.
@@ -327,14 +367,19 @@ fn bind(stmt: &mut rusqlite::Statement<'_>, before: usize, e: &Entry) -> rusqlit
     };
     let mut ip_buf = [0u8; 15];
     let source = e.source.map(|ip| ip_text(ip, &mut ip_buf));
+    let numeric_id = stored_request_id(&e.request_id);
+    let text_id: &str = &e.request_id;
+    let request_id: &dyn rusqlite::ToSql = match &numeric_id {
+        Some(n) => n,
+        None => &text_id,
+    };
     let values: [&dyn rusqlite::ToSql; COLUMNS] = [
         &e.time_ms,
-        &&*e.request_id,
+        request_id,
         &principal,
         &access_key_id,
         &&*e.action,
         &e.resource,
-        &Outcome::of(e.status).as_str(),
         &e.status,
         &(e.bytes_in as i64),
         &(e.bytes_out as i64),
@@ -399,7 +444,7 @@ pub struct Filter {
 pub async fn query(db: &Db, f: Filter) -> Result<Vec<Record>, meta::Error> {
     db.read(move |conn| {
         let mut sql = String::from(
-            "SELECT id, time, request_id, principal, access_key_id, action, resource, outcome,
+            "SELECT id, time, request_id, principal, access_key_id, action, resource,
                     status, bytes_in, bytes_out, source, user_agent FROM audit_log WHERE 1",
         );
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
@@ -420,16 +465,28 @@ pub async fn query(db: &Db, f: Filter) -> Result<Vec<Record>, meta::Error> {
             args.push((r.chars().count() as i64).into());
             args.push(r.clone().into());
         }
-        if let Some(o) = f.outcome {
-            sql.push_str(" AND outcome = ?");
-            args.push(o.as_str().to_string().into());
+        match f.outcome {
+            None => {}
+            Some(Outcome::Allowed) => sql.push_str(" AND status < 400"),
+            Some(Outcome::Denied) => sql.push_str(" AND status IN (401, 403)"),
+            Some(Outcome::Error) => sql.push_str(" AND status >= 400 AND status NOT IN (401, 403)"),
         }
+        // A time window is first an id range: from the first span that reaches the
+        // window to the last that starts before its end.
         if let Some(s) = f.since {
-            sql.push_str(" AND time >= ?");
+            sql.push_str(
+                " AND id >= (SELECT coalesce(min(first_id), 9223372036854775807)
+                             FROM audit_spans WHERE max_time >= ?) AND time >= ?",
+            );
+            args.push(s.into());
             args.push(s.into());
         }
         if let Some(u) = f.until {
-            sql.push_str(" AND time < ?");
+            sql.push_str(
+                " AND id <= (SELECT coalesce(max(last_id), -1)
+                             FROM audit_spans WHERE min_time < ?) AND time < ?",
+            );
+            args.push(u.into());
             args.push(u.into());
         }
         sql.push_str(" ORDER BY id LIMIT ?");
@@ -437,21 +494,22 @@ pub async fn query(db: &Db, f: Filter) -> Result<Vec<Record>, meta::Error> {
         let mut stmt = conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| {
             let time_ms: i64 = r.get(1)?;
+            let status: u16 = r.get(7)?;
             Ok(Record {
                 id: r.get(0)?,
                 time: crate::catalog::rfc3339(time_ms),
                 time_ms,
-                request_id: r.get(2)?,
+                request_id: read_request_id(r.get_ref(2)?),
                 principal: r.get(3)?,
                 access_key_id: r.get(4)?,
                 action: r.get(5)?,
                 resource: r.get(6)?,
-                outcome: Outcome::parse(&r.get::<_, String>(7)?).unwrap_or(Outcome::Error),
-                status: r.get(8)?,
-                bytes_in: r.get::<_, i64>(9)?.max(0) as u64,
-                bytes_out: r.get::<_, i64>(10)?.max(0) as u64,
-                source: r.get(11)?,
-                user_agent: r.get(12)?,
+                outcome: Outcome::of(status),
+                status,
+                bytes_in: r.get::<_, i64>(8)?.max(0) as u64,
+                bytes_out: r.get::<_, i64>(9)?.max(0) as u64,
+                source: r.get(10)?,
+                user_agent: r.get(11)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -459,30 +517,62 @@ pub async fn query(db: &Db, f: Filter) -> Result<Vec<Record>, meta::Error> {
     .await
 }
 
-/// Records deleted per database job when purging, so that a large purge does not
-/// hold the metadata writer (and the data path behind it) for long.
-const PURGE_BATCH: i64 = 5000;
-
-/// Deletes every record older than `cutoff_ms` (Unix ms), in batches. Returns how
-/// many were deleted.
+/// Deletes every record older than `cutoff_ms` (Unix ms), a span at a time, so that a
+/// large purge does not hold the metadata writer (and the data path behind it) for
+/// long. Returns how many were deleted.
 pub async fn purge_before(db: &Db, cutoff_ms: i64) -> Result<u64, meta::Error> {
     let mut total = 0u64;
     loop {
-        let n = db
-            .write(move |conn| {
-                Ok(conn
-                    .prepare_cached(
-                        "DELETE FROM audit_log WHERE id IN (
-                             SELECT id FROM audit_log WHERE time < ?1 ORDER BY time LIMIT ?2)",
-                    )?
-                    .execute(params![cutoff_ms, PURGE_BATCH])?)
-            })
+        let deleted = db
+            .write(move |conn| purge_oldest_span(conn, cutoff_ms))
             .await?;
-        total += n as u64;
-        if (n as i64) < PURGE_BATCH {
-            return Ok(total);
+        match deleted {
+            Some(n) => total += n,
+            None => return Ok(total),
         }
     }
+}
+
+/// Deletes the records older than `cutoff_ms` in the oldest span that has any, and
+/// drops or narrows that span. `None` when no span has such records.
+fn purge_oldest_span(conn: &Connection, cutoff_ms: i64) -> Result<Option<u64>, meta::Error> {
+    let span = conn
+        .prepare_cached(
+            "SELECT id, first_id, last_id FROM audit_spans WHERE min_time < ?1
+             ORDER BY first_id LIMIT 1",
+        )?
+        .query_row(params![cutoff_ms], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })
+        .optional()?;
+    let Some((span, first, last)) = span else {
+        return Ok(None);
+    };
+    let deleted = conn
+        .prepare_cached("DELETE FROM audit_log WHERE id BETWEEN ?1 AND ?2 AND time < ?3")?
+        .execute(params![first, last, cutoff_ms])?;
+    // What is left of the span (nothing, or the records of requests that started at
+    // or after the cutoff) gets exact bounds, so the span is not visited again.
+    let left: (Option<i64>, Option<i64>) = conn
+        .prepare_cached("SELECT min(time), max(time) FROM audit_log WHERE id BETWEEN ?1 AND ?2")?
+        .query_row(params![first, last], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    match left {
+        (Some(min_time), Some(max_time)) => {
+            conn.prepare_cached(
+                "UPDATE audit_spans SET min_time = ?2, max_time = ?3 WHERE id = ?1",
+            )?
+            .execute(params![span, min_time, max_time])?;
+        }
+        _ => {
+            conn.prepare_cached("DELETE FROM audit_spans WHERE id = ?1")?
+                .execute(params![span])?;
+        }
+    }
+    Ok(Some(deleted as u64))
 }
 
 /// Deletes records older than `retention` every `interval`, for as long as it runs.
@@ -595,5 +685,117 @@ mod tests {
             assert_eq!(r.source.as_deref(), Some("127.0.0.1"));
             assert_eq!(r.user_agent.as_deref(), Some("test-agent"));
         }
+    }
+
+    /// Time windows go through `audit_spans`: with records written out of time order
+    /// (long requests), across several spans and after a purge, a window returns
+    /// exactly the records whose time is in it. So do the outcome filter (derived from
+    /// the status) and request ids, stored as integers or text.
+    #[tokio::test]
+    async fn windows_outcomes_and_purges_agree_with_a_plain_filter() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(&dir.path().join("t.db")).expect("open");
+        let statuses = [200, 204, 401, 403, 404, 500, 301];
+        let make = |i: usize| {
+            let mut e = entry(i);
+            // Every 97th record belongs to a request that started long before it ended.
+            e.time_ms = if i.is_multiple_of(97) {
+                500 + i as i64
+            } else {
+                100_000 + i as i64
+            };
+            e.status = statuses[i % statuses.len()];
+            e.request_id = Arc::from(match i % 3 {
+                0 => format!("{:016X}", i as u64 * 0x1_0000_0001),
+                1 => format!("req{i}"),
+                _ => format!("{:016x}", i as u64 + 0xabc),
+            });
+            e
+        };
+        let expected_id = |i: usize| make(i).request_id.to_string();
+        // Batches of 3,000: spans roll over every ~4,096 ids.
+        let mut written = Vec::new();
+        for batch in 0..4 {
+            let entries: Vec<Entry> = (batch * 3000..(batch + 1) * 3000).map(make).collect();
+            db.write(move |conn| insert(conn, &entries))
+                .await
+                .expect("insert");
+            written.extend(batch * 3000..(batch + 1) * 3000);
+        }
+        let check = |written: Vec<usize>| {
+            let db = db.clone();
+            async move {
+                let windows = [
+                    (None, None),
+                    (Some(100_000 + 5_000), None),
+                    (None, Some(100_000 + 2_500)),
+                    (Some(600), Some(3_000)),
+                    (Some(100_000 + 4_000), Some(100_000 + 8_200)),
+                    (Some(0), Some(100)),
+                ];
+                for (since, until) in windows {
+                    for outcome in [
+                        None,
+                        Some(Outcome::Allowed),
+                        Some(Outcome::Denied),
+                        Some(Outcome::Error),
+                    ] {
+                        let got: Vec<(String, i64)> = query(
+                            &db,
+                            Filter {
+                                since,
+                                until,
+                                outcome,
+                                limit: 100_000,
+                                ..Filter::default()
+                            },
+                        )
+                        .await
+                        .expect("query")
+                        .into_iter()
+                        .map(|r| (r.request_id, r.time_ms))
+                        .collect();
+                        let want: Vec<(String, i64)> = written
+                            .iter()
+                            .map(|&i| (i, make(i)))
+                            .filter(|(_, e)| since.is_none_or(|s| e.time_ms >= s))
+                            .filter(|(_, e)| until.is_none_or(|u| e.time_ms < u))
+                            .filter(|(_, e)| outcome.is_none_or(|o| Outcome::of(e.status) == o))
+                            .map(|(i, e)| (expected_id(i), e.time_ms))
+                            .collect();
+                        assert_eq!(
+                            got, want,
+                            "since {since:?} until {until:?} outcome {outcome:?}"
+                        );
+                    }
+                }
+            }
+        };
+        check(written.clone()).await;
+
+        // Purge everything before a cutoff inside the second span.
+        let cutoff = 100_000 + 5_000;
+        let purged = purge_before(&db, cutoff).await.expect("purge");
+        let before = written.len();
+        written.retain(|&i| make(i).time_ms >= cutoff);
+        assert_eq!(purged as usize, before - written.len());
+        check(written.clone()).await;
+        assert_eq!(purge_before(&db, cutoff).await.expect("again"), 0);
+
+        // Writing goes on after the purge; then everything goes.
+        let entries: Vec<Entry> = (12_000..12_100).map(make).collect();
+        db.write(move |conn| insert(conn, &entries))
+            .await
+            .expect("insert");
+        written.extend(12_000..12_100);
+        check(written.clone()).await;
+        let all = purge_before(&db, i64::MAX).await.expect("purge all");
+        assert_eq!(all as usize, written.len());
+        check(Vec::new()).await;
+        let spans: i64 = db
+            .read(|conn| Ok(conn.query_row("SELECT count(*) FROM audit_spans", [], |r| r.get(0))?))
+            .await
+            .expect("spans");
+        assert_eq!(spans, 0);
     }
 }

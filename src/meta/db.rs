@@ -114,6 +114,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0009_audit_outcome_check",
         include_str!("../../migrations/0009_audit_outcome_check.sql"),
     ),
+    (
+        "0010_audit_spans",
+        include_str!("../../migrations/0010_audit_spans.sql"),
+    ),
 ];
 
 fn open(path: &Path, read_only: bool) -> Result<Connection, Error> {
@@ -540,7 +544,7 @@ mod tests {
     #[test]
     fn audit_outcome_check_migration_keeps_rows_and_rule() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut conn = Connection::open(dir.path().join("t.db")).expect("open");
+        let conn = Connection::open(dir.path().join("t.db")).expect("open");
         for (_, sql) in &MIGRATIONS[..8] {
             conn.execute_batch(sql).expect("old migration");
         }
@@ -555,7 +559,7 @@ mod tests {
             )
         };
         conn.execute_batch(&insert("denied")).expect("old row");
-        migrate(&mut conn).expect("migrate");
+        conn.execute_batch(MIGRATIONS[8].1).expect("0009");
 
         let row: (i64, String, String) = conn
             .query_row(
@@ -585,6 +589,63 @@ mod tests {
             )
             .expect("indexes");
         assert_eq!(indexes, 2);
+    }
+
+    /// Migration 0010 keeps every audit row (ids, times, text request ids), drops the
+    /// outcome column and the time index, and covers every row with a span.
+    #[test]
+    fn audit_spans_migration_keeps_rows_and_covers_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut conn = Connection::open(dir.path().join("t.db")).expect("open");
+        for (_, sql) in &MIGRATIONS[..9] {
+            conn.execute_batch(sql).expect("old migration");
+        }
+        conn.pragma_update(None, "user_version", 9)
+            .expect("version");
+        // 5,000 rows, times not in id order (a long request is written late).
+        conn.execute_batch(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)
+             INSERT INTO audit_log (id, time, request_id, principal, access_key_id, action,
+                 resource, outcome, status, bytes_in, bytes_out, source, user_agent)
+             SELECT i, CASE WHEN i = 4500 THEN 10 ELSE 1000 + i END, 'r' || i, 'alice',
+                 'AK', 'GetObject', 'b/k', 'denied', 403, 0, 4, '127.0.0.1', 'curl' FROM n",
+        )
+        .expect("old rows");
+        migrate(&mut conn).expect("migrate");
+
+        let (rows, text_ids): (i64, i64) = conn
+            .query_row(
+                "SELECT count(*), sum(typeof(request_id) = 'text') FROM audit_log",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .expect("rows");
+        assert_eq!((rows, text_ids), (5000, 5000));
+        assert!(conn.prepare("SELECT outcome FROM audit_log").is_err());
+        let indexes: Vec<String> = conn
+            .prepare(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'audit_log'",
+            )
+            .expect("indexes")
+            .query_map([], |r| r.get(0))
+            .expect("indexes")
+            .collect::<Result<_, _>>()
+            .expect("indexes");
+        assert_eq!(indexes, ["audit_by_principal"]);
+        let uncovered: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM audit_log l WHERE (SELECT count(*) FROM audit_spans s
+                     WHERE l.id BETWEEN s.first_id AND s.last_id
+                       AND l.time BETWEEN s.min_time AND s.max_time) != 1",
+                [],
+                |r| r.get(0),
+            )
+            .expect("coverage");
+        assert_eq!(uncovered, 0);
+        let spans: i64 = conn
+            .query_row("SELECT count(*) FROM audit_spans", [], |r| r.get(0))
+            .expect("spans");
+        assert_eq!(spans, 2);
     }
 
     #[tokio::test]
