@@ -134,6 +134,8 @@ struct Args {
 #[derive(Default)]
 struct Results {
     order: Vec<(String, &'static str)>,
+    /// (workload, machine limit) measured in the same rounds, round for round.
+    paired: Vec<(String, String)>,
     data: BTreeMap<String, BTreeMap<String, Vec<Measure>>>,
     json: Vec<String>,
 }
@@ -170,6 +172,30 @@ impl Results {
     fn median(&self, workload: &str, target: &str) -> Option<f64> {
         let v = self.data.get(workload)?.get(target)?;
         median(v.iter().map(|m| m.value).collect())
+    }
+
+    /// How `target` on `workload` compares with the machine limit `limit`. When the limit
+    /// was measured inside the same rounds (the minimal handler within the GET rounds),
+    /// the median of the per-round ratios: each pair ran seconds apart, so the ratio
+    /// holds up when the machine's speed drifts over minutes. Otherwise the ratio of
+    /// the medians.
+    fn fraction_of(&self, workload: &str, target: &str, limit: &str) -> Option<f64> {
+        let lim = self.data.get(limit)?.get(MACHINE)?;
+        let ours = self.data.get(workload)?.get(target)?;
+        if self
+            .paired
+            .contains(&(workload.to_string(), limit.to_string()))
+            && ours.len() == lim.len()
+        {
+            return median(
+                ours.iter()
+                    .zip(lim)
+                    .filter(|(_, l)| l.value > 0.0)
+                    .map(|(m, l)| m.value / l.value)
+                    .collect(),
+            );
+        }
+        Some(self.median(workload, target)? / self.median(limit, MACHINE).filter(|l| *l > 0.0)?)
     }
 
     fn median_extra(&self, workload: &str, target: &str, key: &str) -> Option<f64> {
@@ -423,23 +449,44 @@ async fn run(args: &Args, work: PathBuf) -> Result<()> {
             None
         };
         for &conc in &args.conc {
+            if minimal.is_some() {
+                res.paired.push((
+                    format!("get_small_c{conc}"),
+                    format!("http_minimal_c{conc}"),
+                ));
+            }
             for r in 0..rounds {
-                for t in order(&targets, r) {
-                    let m = workloads::closed_loop(
-                        &t.ep,
-                        bucket,
-                        read_prefix,
-                        SmallOp::Get,
-                        conc,
-                        timed(args, args.small_keys),
-                        &bodies,
-                    )
-                    .await?;
-                    res.add(&format!("get_small_c{conc}"), "ops/s", &t.name, r, m);
+                // The minimal handler takes its turn among the targets, its place
+                // rotating from round to round like theirs: always measuring it last
+                // (as before session 8) tied it to whatever ran before it.
+                let mut slots: Vec<Option<&Target>> =
+                    order(&targets, r).into_iter().map(Some).collect();
+                if minimal.is_some() {
+                    slots.push(None);
+                    let n = slots.len();
+                    slots.rotate_left(r % n);
                 }
-                if let Some((_, ep)) = &minimal {
-                    let m = minimal_round(ep, args, bucket, conc, &bodies).await?;
-                    res.add(&format!("http_minimal_c{conc}"), "ops/s", MACHINE, r, m);
+                for slot in slots {
+                    match (slot, &minimal) {
+                        (Some(t), _) => {
+                            let m = workloads::closed_loop(
+                                &t.ep,
+                                bucket,
+                                read_prefix,
+                                SmallOp::Get,
+                                conc,
+                                timed(args, args.small_keys),
+                                &bodies,
+                            )
+                            .await?;
+                            res.add(&format!("get_small_c{conc}"), "ops/s", &t.name, r, m);
+                        }
+                        (None, Some((_, ep))) => {
+                            let m = minimal_round(ep, args, bucket, conc, &bodies).await?;
+                            res.add(&format!("http_minimal_c{conc}"), "ops/s", MACHINE, r, m);
+                        }
+                        (None, None) => {}
+                    }
                 }
             }
         }
@@ -656,8 +703,12 @@ fn report(args: &Args, targets: &[Target], res: &Results) -> Result<()> {
             line.push_str(&format!(" {ratio:>11}"));
         }
         let vs = limit_of(w)
-            .and_then(|l| Some((l, res.median(l, MACHINE)?)))
-            .and_then(|(l, lim)| Some(format!("{:.0}% of {l}", 100.0 * first? / lim)))
+            .and_then(|l| {
+                Some(format!(
+                    "{:.0}% of {l}",
+                    100.0 * res.fraction_of(w, names[0], l)?
+                ))
+            })
             .unwrap_or_default();
         line.push_str(&format!(" {vs:>14}  {}", details.join(", ")));
         out.push_str(line.trim_end());
@@ -681,8 +732,8 @@ fn report(args: &Args, targets: &[Target], res: &Results) -> Result<()> {
                     s[format!("ratio_{}_{}", names[0], n)] = serde_json::json!(round3(a / b));
                 }
             }
-            if let Some(lim) = limit_of(w).and_then(|l| res.median(l, MACHINE)) {
-                s["fraction_of_machine_limit"] = serde_json::json!(round3(a / lim));
+            if let Some(f) = limit_of(w).and_then(|l| res.fraction_of(w, names[0], l)) {
+                s["fraction_of_machine_limit"] = serde_json::json!(round3(f));
             }
         }
         json.push(s.to_string());
