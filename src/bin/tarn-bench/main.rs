@@ -406,16 +406,8 @@ async fn run(args: &Args, work: PathBuf) -> Result<()> {
             for r in 0..rounds {
                 for t in order(&targets, r) {
                     let prefix = format!("put/c{conc}/r{r}");
-                    let m = workloads::closed_loop(
-                        &t.ep,
-                        bucket,
-                        &prefix,
-                        SmallOp::Put,
-                        conc,
-                        timed(args, args.small_keys),
-                        &bodies,
-                    )
-                    .await?;
+                    let m = timed_loop(&t.ep, args, bucket, &prefix, SmallOp::Put, conc, &bodies)
+                        .await?;
                     res.add(&format!("put_small_c{conc}"), "ops/s", &t.name, r, m);
                     workloads::settle().await;
                 }
@@ -469,13 +461,13 @@ async fn run(args: &Args, work: PathBuf) -> Result<()> {
                 for slot in slots {
                     match (slot, &minimal) {
                         (Some(t), _) => {
-                            let m = workloads::closed_loop(
+                            let m = timed_loop(
                                 &t.ep,
+                                args,
                                 bucket,
                                 read_prefix,
                                 SmallOp::Get,
                                 conc,
-                                timed(args, args.small_keys),
                                 &bodies,
                             )
                             .await?;
@@ -755,8 +747,21 @@ async fn minimal_round(
     conc: usize,
     bodies: &Arc<Vec<workloads::SmallBody>>,
 ) -> Result<Measure> {
+    timed_loop(ep, args, bucket, "x", SmallOp::GetAny, conc, bodies).await
+}
+
+/// A closed loop of `op` over the small-object keys under `prefix`, for `--secs`.
+async fn timed_loop(
+    ep: &client::Ep,
+    args: &Args,
+    bucket: &str,
+    prefix: &str,
+    op: SmallOp,
+    conc: usize,
+    bodies: &Arc<Vec<workloads::SmallBody>>,
+) -> Result<Measure> {
     let amount = timed(args, args.small_keys);
-    workloads::closed_loop(ep, bucket, "x", SmallOp::GetAny, conc, amount, bodies).await
+    workloads::closed_loop(ep, bucket, prefix, op, conc, amount, bodies).await
 }
 
 /// A closed-loop measurement of `--secs` over `keys` keys.
