@@ -42,10 +42,9 @@ def server(tmp_path_factory):
 
 
 def curl_json(server, method, path, body=None, sign=True):
-    """Calls /api/v1 with curl; returns (status, parsed JSON body).
-
-    curl 7.x signs the query string as written: callers list parameters in
-    alphabetical order and percent-encode '=' inside values."""
+    """Calls /api/v1 with curl; returns (status, parsed JSON body). curl 7.x signs
+    the query string as written; the server accepts that as well as SigV4's
+    canonical form (test_governance.test_readme_audit_query_with_curl)."""
     args = ["curl", "-sS", "-X", method, "-w", "\n%{http_code}"]
     if sign:
         args += ["--aws-sigv4", "aws:amz:us-east-1:s3", "--user", f"{server.access_key}:{server.secret_key}"]

@@ -159,6 +159,19 @@ def test_audit_export_with_curl_and_jq(server, lake):
     assert server.secret_key not in r.stdout
 
 
+def test_readme_audit_query_with_curl(server, lake):
+    """The README's audit query, as written: parameters out of order and a time with
+    colons. curl before 8.x signs the query exactly as sent rather than in SigV4's
+    canonical form (sorted, percent-encoded); such requests were refused."""
+    b, _ = lake
+    server.client().get_object(Bucket=b, Key="sales/2024.csv")
+    st, page = curl(server, "GET", "/audit?outcome=allowed&principal=root"
+                    "&since=2020-01-01T00:00:00Z&limit=100")
+    assert st == 200, page
+    assert page["records"], page
+    assert all(r["outcome"] == "allowed" and r["principal"] == "root" for r in page["records"])
+
+
 def test_admin_cli_lists_users(server):
     r = subprocess.run([TARN_BIN, "admin", "--data-dir", str(server.data_dir), "user", "list"],
                        capture_output=True, text=True, timeout=60)

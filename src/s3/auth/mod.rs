@@ -213,6 +213,7 @@ pub fn verify_with(
         path,
         headers,
         params: &params,
+        raw_query: query,
         now,
         body_sha256: opts.body_sha256,
     };

@@ -278,8 +278,8 @@ fn check(
 
     let encoded_path = canonical_uri(req.path);
     let query = canonical_query(req, s.presigned, true);
-    // Canonical form first; then tolerate clients that sign the path exactly as sent or treat
-    // `+` in the query literally.
+    // Canonical form first; then tolerate clients that sign the path exactly as sent, treat
+    // `+` in the query literally, or sign the query exactly as sent.
     let as_sent = (req.path != encoded_path && req.path.starts_with('/'))
         .then_some((req.path, Cow::Borrowed(query.as_str())));
     let plus_literal = req
@@ -292,10 +292,15 @@ fn check(
                 Cow::Owned(canonical_query(req, s.presigned, false)),
             )
         });
+    // curl before 8.x signs the query exactly as it was sent: neither sorted nor
+    // encoded. (Never for presigned URLs, whose query holds the signature itself.)
+    let raw_query = (!s.presigned && req.raw_query != query)
+        .then_some((&*encoded_path, Cow::Borrowed(req.raw_query)));
     let candidates = [
         Some((&*encoded_path, Cow::Borrowed(query.as_str()))),
         as_sent,
         plus_literal,
+        raw_query,
     ];
 
     // Both hashes are fed piece by piece: no canonical request or string to sign is

@@ -803,6 +803,51 @@ fn tolerates_path_signed_as_sent() {
     verify(&Method::GET, &path, &q, &h, &keys(), now).unwrap();
 }
 
+/// curl before 8.x signs the query string exactly as sent (unsorted, unencoded). Such a
+/// signature is accepted, and it still binds the query: change it and it fails.
+#[test]
+fn tolerates_query_signed_as_sent() {
+    let now = SystemTime::now();
+    let amz_date = util::format_amz_date(util::unix_seconds(now)).unwrap();
+    let query = "outcome=denied&since=2025-01-01T00:00:00Z&limit=100";
+    let canonical = format!(
+        "GET\n/api/v1/audit\n{query}\nhost:example.com\nx-amz-content-sha256:{EMPTY}\n\
+         x-amz-date:{amz_date}\n\nhost;x-amz-content-sha256;x-amz-date\n{EMPTY}",
+        EMPTY = sigv4::EMPTY_SHA256_HEX,
+    );
+    let scope = format!("{}/us-east-1/s3/aws4_request", &amz_date[..8]);
+    let to_sign = format!(
+        "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
+        hex::encode(util::sha256(canonical.as_bytes()))
+    );
+    let mut key = util::hmac_sha256(
+        format!("AWS4{SECRET}").as_bytes(),
+        &amz_date.as_bytes()[..8],
+    );
+    for part in ["us-east-1", "s3", "aws4_request"] {
+        key = util::hmac_sha256(&key, part.as_bytes());
+    }
+    let sig = hex::encode(util::hmac_sha256(&key, to_sign.as_bytes()));
+    let h = headers(&[
+        ("host", "example.com"),
+        ("x-amz-content-sha256", sigv4::EMPTY_SHA256_HEX),
+        ("x-amz-date", &amz_date),
+        (
+            "authorization",
+            &format!(
+                "AWS4-HMAC-SHA256 Credential={AKID}/{scope}, \
+                 SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature={sig}"
+            ),
+        ),
+    ]);
+    verify(&Method::GET, "/api/v1/audit", query, &h, &keys(), now).unwrap();
+    let tampered = "outcome=allowed&since=2025-01-01T00:00:00Z&limit=100";
+    assert!(matches!(
+        verify(&Method::GET, "/api/v1/audit", tampered, &h, &keys(), now),
+        Err(AuthError::SignatureDoesNotMatch)
+    ));
+}
+
 fn sdk_params(time: SystemTime) -> (Identity, SigningSettings) {
     let identity: Identity = Credentials::new(AKID, SECRET, None, None, "test").into();
     let mut settings = SigningSettings::default();

@@ -31,6 +31,8 @@ pub(crate) struct Request<'a> {
     pub path: &'a str,
     pub headers: &'a http::HeaderMap,
     pub params: &'a [QueryParam<'a>],
+    /// The query string exactly as sent.
+    pub raw_query: &'a str,
     /// Server time in Unix seconds.
     pub now: i64,
     /// Hex SHA-256 of the body, when the caller holds it (see `VerifyOptions`).
