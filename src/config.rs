@@ -157,6 +157,9 @@ pub struct ServerSettings {
     /// If set, `/metrics` also accepts `Authorization: Bearer <token>` (for Prometheus);
     /// otherwise it needs a SigV4-signed request.
     pub metrics_token: Option<String>,
+    /// CPU scheduling policy of the request and I/O threads: `batch` (default) or
+    /// `normal`; see [`crate::sched`].
+    pub scheduling: crate::sched::Scheduling,
 }
 
 /// `[storage]`: where data lives and how it is written.
@@ -215,6 +218,7 @@ impl Default for ServerSettings {
             max_concurrent_requests: 512,
             shutdown_grace_secs: 30,
             metrics_token: None,
+            scheduling: crate::sched::Scheduling::default(),
         }
     }
 }

@@ -31,6 +31,7 @@ pub mod memory;
 pub mod meta;
 pub mod metrics;
 pub mod s3;
+pub mod sched;
 pub mod scratch;
 pub mod server;
 pub mod storage;

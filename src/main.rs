@@ -77,8 +77,10 @@ fn main() -> std::process::ExitCode {
         settings.log.format = f;
     }
     init_logging(settings.log.format);
+    tarn::sched::configure(settings.server.scheduling);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .on_thread_start(tarn::sched::on_thread_start)
         .build()
     {
         Ok(r) => r,

@@ -267,13 +267,17 @@ fn read_plan(
 }
 
 /// Feeds batches to the part of an observer split off to its own thread.
+/// It runs at the normal scheduling policy: MD5 is the slowest stage of a large upload
+/// (see [`crate::sched`]).
 fn observe_blocking<H: Observer>(mut rx: mpsc::Receiver<Batch>, mut observe: H) -> H {
-    while let Some(batch) = rx.blocking_recv() {
-        for b in batch.iter() {
-            observe.observe(b);
+    crate::sched::hashing(move || {
+        while let Some(batch) = rx.blocking_recv() {
+            for b in batch.iter() {
+                observe.observe(b);
+            }
         }
-    }
-    observe
+        observe
+    })
 }
 
 fn new_blob_id() -> String {

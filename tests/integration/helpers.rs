@@ -417,6 +417,11 @@ pub fn sign_request(
 }
 
 impl TestApp {
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn host(&self) -> String {
         self.addr.to_string()
     }

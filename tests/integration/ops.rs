@@ -1,6 +1,6 @@
 //! Running it for real: configuration precedence and errors, TLS, health and metrics,
-//! request ids in logs, limits, the free-space floor, graceful shutdown, and the
-//! container's command line.
+//! request ids in logs, limits, the free-space floor, graceful shutdown, thread
+//! scheduling, and the container's command line.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -88,6 +88,7 @@ async fn invalid_configuration_fails_at_start_naming_the_key() {
             vec![],
             "tls.cert",
         ),
+        (Some("[server]\nscheduling = \"fifo\"\n"), vec![], "fifo"),
         (Some("[s3\nregion = 1"), vec![], "invalid config file"),
     ];
     for (toml, env, needle) in cases {
@@ -654,4 +655,56 @@ async fn one_server_per_data_directory() {
     first.create_bucket("still-serving").await;
     let again = first.restart();
     again.create_bucket("after-restart").await;
+}
+
+/// (thread name, scheduling policy) of every thread of process `pid`, from
+/// `/proc/<pid>/task/<tid>/stat` (the policy is the 41st field).
+fn thread_policies(pid: u32) -> Vec<(String, u32)> {
+    let mut out = Vec::new();
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("task list");
+    for t in tasks {
+        let path = t.expect("task").path();
+        let Ok(stat) = std::fs::read_to_string(path.join("stat")) else {
+            continue; // the thread ended meanwhile
+        };
+        // The name is in parentheses and may hold spaces; fields after it are plain.
+        let (head, rest) = stat.rsplit_once(')').expect("stat format");
+        let name = head.split_once('(').expect("stat format").1.to_string();
+        let policy = rest.split_whitespace().nth(38).expect("policy field");
+        out.push((name, policy.parse().expect("policy number")));
+    }
+    out
+}
+
+#[tokio::test]
+async fn request_threads_run_sched_batch_unless_configured_normal() {
+    const BATCH: u32 = 3;
+    const NORMAL: u32 = 0;
+    let app = start_with(None, Launch::default()).expect("start");
+    // Some work first, so that blocking-pool threads exist too.
+    app.create_bucket("sched").await;
+    assert_eq!(app.put("sched", "k", vec![7u8; 3 * MIB]).await.status, 200);
+    let threads = thread_policies(app.pid());
+    let workers: Vec<u32> = threads
+        .iter()
+        .filter(|(n, _)| n == "tokio-rt-worker")
+        .map(|t| t.1)
+        .collect();
+    assert!(workers.len() >= 2, "{threads:?}");
+    assert!(workers.iter().all(|&p| p == BATCH), "{threads:?}");
+    // The metadata writer, which every write waits for, keeps the normal policy.
+    assert!(
+        threads.contains(&("tarn-db-writer".to_string(), NORMAL)),
+        "{threads:?}"
+    );
+
+    let opts = Launch {
+        env: vec![("TARN__SERVER__SCHEDULING".into(), "normal".into())],
+        ..Launch::default()
+    };
+    let app = start_with(None, opts).expect("start");
+    app.create_bucket("sched").await;
+    assert_eq!(app.put("sched", "k", vec![7u8; 3 * MIB]).await.status, 200);
+    let threads = thread_policies(app.pid());
+    assert!(threads.iter().all(|t| t.1 == NORMAL), "{threads:?}");
 }
