@@ -27,6 +27,7 @@ pub mod checkout;
 pub mod config;
 pub mod credentials;
 pub mod iam;
+pub mod md5;
 pub mod memory;
 pub mod meta;
 pub mod metrics;

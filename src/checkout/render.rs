@@ -7,7 +7,6 @@
 
 use axum::body::Body;
 use bytes::Bytes;
-use md5::Digest;
 use tokio::sync::{mpsc, oneshot};
 
 use super::presign::LinkSigner;
@@ -77,7 +76,7 @@ fn start_copy(db: Db, c: StoredCopy) -> Tee {
 }
 
 #[derive(Default)]
-struct Md5(md5::Md5);
+struct Md5(crate::md5::Md5);
 
 impl crate::storage::Observer for Md5 {
     fn observe(&mut self, data: &[u8]) {

@@ -1,9 +1,9 @@
 //! Hashing of object bodies while they are written: the MD5 for the ETag, the SHA-256
 //! of a signed payload, and the `x-amz-checksum-*` algorithm the client chose.
 
+use crate::md5::Md5;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use md5::Md5;
 use sha1::Sha1;
 use sha2::Digest as _;
 use sha2::Sha256;
@@ -75,7 +75,7 @@ impl BodyHashers {
     /// Hashers for MD5, plus the payload SHA-256 and a checksum when asked.
     pub fn new(payload_sha256: bool, checksum: Option<ChecksumAlgorithm>) -> BodyHashers {
         BodyHashers {
-            md5: Some(<Md5 as md5::Digest>::new()),
+            md5: Some(Md5::new()),
             payload_sha256: payload_sha256.then(Sha256::new),
             checksum: checksum.map(|a| (a, Running::new(a))),
         }
@@ -84,7 +84,7 @@ impl BodyHashers {
     /// Feeds a chunk to every hasher.
     pub fn update(&mut self, data: &[u8]) {
         if let Some(h) = &mut self.md5 {
-            md5::Digest::update(h, data);
+            h.update(data);
         }
         if let Some(h) = &mut self.payload_sha256 {
             h.update(data);
@@ -97,7 +97,7 @@ impl BodyHashers {
     /// Finishes every hasher.
     pub fn finish(self) -> BodyDigests {
         BodyDigests {
-            md5: md5::Digest::finalize(self.md5.unwrap_or_default()).into(),
+            md5: self.md5.unwrap_or_default().finalize(),
             payload_sha256: self.payload_sha256.map(|h| h.finalize().into()),
             checksum: self.checksum.map(|(a, r)| (a, B64.encode(r.finish()))),
         }

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::Method;
 use http_body_util::BodyExt;
-use md5::Md5;
 use sha2::{Digest, Sha256};
+use tarn::md5::Md5;
 
 use crate::client::{
     Conn, EMPTY_SHA256, Ep, Result, empty_body, full_body, roundtrip, stream_body,
@@ -45,7 +45,7 @@ pub fn small_bodies(n: usize, size: usize) -> Vec<SmallBody> {
             let data = pseudo_random(i as u64 + 1, size);
             SmallBody {
                 sha256: hex::encode(Sha256::digest(&data)),
-                md5: hex::encode(<Md5 as md5::Digest>::digest(&data)),
+                md5: hex::encode(Md5::digest(&data)),
                 data: Bytes::from(data),
             }
         })
@@ -106,10 +106,9 @@ impl Pattern {
                 self.chunks(start, len).for_each(|c| h.update(&c));
                 hex::encode(h.finalize())
             });
-            let mut m = <Md5 as md5::Digest>::new();
-            self.chunks(start, len)
-                .for_each(|c| md5::Digest::update(&mut m, &c));
-            let md5: [u8; 16] = md5::Digest::finalize(m).into();
+            let mut m = Md5::new();
+            self.chunks(start, len).for_each(|c| m.update(&c));
+            let md5: [u8; 16] = m.finalize();
             (sha.join().expect("hash thread"), md5)
         });
         let h = (sha, md5);
@@ -786,7 +785,7 @@ pub async fn delete_objects(ep: &Ep, bucket: &str, keys: &[String]) -> Result<Me
     }
     xml.push_str("</Delete>");
     let xml = Bytes::from(xml);
-    let md5 = base64::engine::general_purpose::STANDARD.encode(<Md5 as md5::Digest>::digest(&xml));
+    let md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(&xml));
     let sha = hex::encode(Sha256::digest(&xml));
     let mut conn = Conn::connect(ep.addr).await?;
     let start = Instant::now();

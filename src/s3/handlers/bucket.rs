@@ -351,14 +351,10 @@ pub async fn list_object_versions(ctx: Ctx) -> Result<Response<Body>, S3Error> {
 pub async fn delete_objects(ctx: Ctx, body: Body) -> Result<Response<Body>, S3Error> {
     let bucket = ctx.bucket()?.to_string();
     let bytes = read_small(&ctx, body, MAX_XML_BODY).await?;
-    if let Some(md5) = super::ingest::content_md5(&ctx)? {
-        let got: [u8; 16] = {
-            use md5::Digest;
-            md5::Md5::digest(&bytes).into()
-        };
-        if got != md5 {
-            return Err(S3Error::new(Code::BadDigest));
-        }
+    if let Some(md5) = super::ingest::content_md5(&ctx)?
+        && crate::md5::Md5::digest(&bytes) != md5
+    {
+        return Err(S3Error::new(Code::BadDigest));
     }
     let doc: Delete = xml::from_xml(&bytes)?;
     if doc.Object.is_empty() || doc.Object.len() > 1000 {

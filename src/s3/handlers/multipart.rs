@@ -2,7 +2,6 @@
 
 use axum::body::Body;
 use http::{Response, StatusCode, header};
-use md5::Digest;
 
 use super::super::Ctx;
 use super::super::body::read_small;
@@ -311,7 +310,7 @@ fn build_object(
     parts: &[PartRow],
     full_object: bool,
 ) -> Result<ObjectMeta, crate::meta::Error> {
-    let mut md5s = md5::Md5::new();
+    let mut md5s = crate::md5::Md5::new();
     for p in parts {
         let raw = hex::decode(&p.etag).map_err(|e| crate::meta::Error::Corrupt(e.to_string()))?;
         md5s.update(&raw);
