@@ -69,7 +69,9 @@ impl BlobFile {
         }
     }
 
-    /// Appends `data`, showing every chunk to `observe` before it is written.
+    /// Appends `data`, showing it to `observe` before it is written: piece by piece as
+    /// it is copied, while it is still in the CPU's cache (hashing a whole chunk later
+    /// read it back from memory).
     pub fn push<H: Observer>(
         &mut self,
         mut data: &[u8],
@@ -78,9 +80,9 @@ impl BlobFile {
     ) -> io::Result<()> {
         while !data.is_empty() {
             let n = self.pending.append(data);
+            observe.observe(&data[..n]);
             data = &data[n..];
             if self.pending.is_full() {
-                observe.observe(self.pending.bytes());
                 self.write_chunk(calls)?;
                 self.pending.clear();
             }
@@ -90,14 +92,9 @@ impl BlobFile {
 
     /// Writes what is left (through the page cache) and returns the file and its size;
     /// the caller fsyncs.
-    pub fn finish<H: Observer>(
-        mut self,
-        observe: &mut H,
-        calls: &mut Calls<'_>,
-    ) -> io::Result<(File, u64)> {
+    pub fn finish(mut self, calls: &mut Calls<'_>) -> io::Result<(File, u64)> {
         let tail = self.pending.bytes();
         if !tail.is_empty() {
-            observe.observe(tail);
             if self.mode == Mode::Direct {
                 (calls.set_direct)(&self.file, false)?;
             }

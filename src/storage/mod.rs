@@ -481,9 +481,7 @@ impl BlobStore {
                 None => return Err(Error::Interrupted),
             }
         }
-        let (file, size) = out
-            .finish(&mut observe, calls)
-            .map_err(io_err("write", &tmp_path))?;
+        let (file, size) = out.finish(calls).map_err(io_err("write", &tmp_path))?;
         if self.inner.fsync {
             file.sync_all().map_err(io_err("fsync", &tmp_path))?;
         }
