@@ -59,6 +59,7 @@ fn every_workload_runs_and_reports() {
         "get_large",
         "multipart_put",
         "disk_write_fsync",
+        "md5_one_core",
         "small_file_fsync_t16",
     ] {
         for r in 0..2 {

@@ -1,6 +1,6 @@
 //! What this machine can do at all, measured by the same tool: a minimal hyper handler
-//! over loopback (the HTTP ceiling), sequential write + fsync, page-cache reads, and
-//! small-file create + fsync.
+//! over loopback (the HTTP ceiling), sequential write + fsync, page-cache reads,
+//! small-file create + fsync, and MD5 on one core.
 
 use std::convert::Infallible;
 use std::fs::{self, File, OpenOptions};
@@ -154,6 +154,22 @@ pub fn disk_write_behind(dir: &Path, mib: usize) -> Result<f64> {
     drop(f);
     fs::remove_file(&path)?;
     Ok(rate)
+}
+
+/// MD5 over `mib` MiB in memory on one thread (MiB/s), with Tarn's implementation. A
+/// single PUT's ETag is the MD5 of its bytes, which cannot be split across cores, so
+/// this is the ceiling of one large upload (its other work runs on other threads).
+pub fn md5_one_core(mib: usize) -> f64 {
+    let block: Vec<u8> = (0..1u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let start = Instant::now();
+    let mut h = tarn::md5::Md5::new();
+    for _ in 0..mib {
+        h.update(&block);
+    }
+    std::hint::black_box(h.finalize());
+    mib as f64 / start.elapsed().as_secs_f64()
 }
 
 /// Creates `count` 4 KiB files, each written and fsynced (file, then its directory, as a

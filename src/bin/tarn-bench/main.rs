@@ -383,6 +383,16 @@ async fn run(args: &Args, work: PathBuf) -> Result<()> {
                     extra: vec![],
                 },
             );
+            res.add(
+                "md5_one_core",
+                "MiB/s",
+                MACHINE,
+                r,
+                Measure {
+                    value: limits::md5_one_core(256),
+                    extra: vec![],
+                },
+            );
             for threads in [1, 16] {
                 let n = if threads == 1 { 200 } else { 1000 };
                 let v = limits::small_files(&work, n, threads, args.small_size)?;
@@ -642,11 +652,8 @@ fn report(args: &Args, targets: &[Target], res: &Results) -> Result<()> {
     out.push('\n');
     for (w, unit) in &res.order {
         let mut line = format!("{w:<24} {unit:<8}");
-        if w.starts_with("http_")
-            || w.starts_with("disk_")
-            || w.starts_with("page_")
-            || w.starts_with("small_file")
-        {
+        // Machine limits are the workloads measured on the machine itself.
+        if res.median(w, MACHINE).is_some() {
             line.push_str(&format!(
                 " {:>10} {:>15}",
                 fmt_val(res.median(w, MACHINE)),
