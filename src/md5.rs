@@ -132,15 +132,57 @@ fn i(a: u32, b: u32, c: u32, d: u32, m: u32, k: u32, s: u32) -> u32 {
         .wrapping_add(b)
 }
 
-/// Four steps of one round, from step `$n`, with message words `$w0..$w3` and the
-/// round's four rotations.
+/// The message word that step `n` (0..64) adds.
+const fn word(n: usize) -> usize {
+    match n / 16 {
+        0 => n,
+        1 => (5 * n + 1) % 16,
+        2 => (3 * n + 5) % 16,
+        _ => (7 * n) % 16,
+    }
+}
+
+/// Four steps from step `$n`, rotating by `$s[0..4]`.
 macro_rules! four {
-    ($op:ident, $a:ident, $b:ident, $c:ident, $d:ident, $m:ident, $k:ident, $n:expr,
-     [$w0:expr, $w1:expr, $w2:expr, $w3:expr], $s:expr) => {
-        $a = $op($a, $b, $c, $d, $m[$w0], $k[$n], $s[0]);
-        $d = $op($d, $a, $b, $c, $m[$w1], $k[$n + 1], $s[1]);
-        $c = $op($c, $d, $a, $b, $m[$w2], $k[$n + 2], $s[2]);
-        $b = $op($b, $c, $d, $a, $m[$w3], $k[$n + 3], $s[3]);
+    ($op:ident, $a:ident, $b:ident, $c:ident, $d:ident, $m:ident, $k:ident, $n:expr, $s:expr) => {
+        $a = $op($a, $b, $c, $d, $m[const { word($n) }], $k[$n], $s[0]);
+        $d = $op(
+            $d,
+            $a,
+            $b,
+            $c,
+            $m[const { word($n + 1) }],
+            $k[$n + 1],
+            $s[1],
+        );
+        $c = $op(
+            $c,
+            $d,
+            $a,
+            $b,
+            $m[const { word($n + 2) }],
+            $k[$n + 2],
+            $s[2],
+        );
+        $b = $op(
+            $b,
+            $c,
+            $d,
+            $a,
+            $m[const { word($n + 3) }],
+            $k[$n + 3],
+            $s[3],
+        );
+    };
+}
+
+/// The 16 steps of one round, from step `$n`.
+macro_rules! round {
+    ($op:ident, $a:ident, $b:ident, $c:ident, $d:ident, $m:ident, $k:ident, $n:expr, $s:expr) => {
+        four!($op, $a, $b, $c, $d, $m, $k, $n, $s);
+        four!($op, $a, $b, $c, $d, $m, $k, $n + 4, $s);
+        four!($op, $a, $b, $c, $d, $m, $k, $n + 8, $s);
+        four!($op, $a, $b, $c, $d, $m, $k, $n + 12, $s);
     };
 }
 
@@ -154,26 +196,10 @@ fn compress(state: &mut [u32; 4], blocks: &[[u8; 64]]) {
             *w = u32::from_le_bytes(*bytes);
         }
         let start = [a, b, c, d];
-        const SF: [u32; 4] = [7, 12, 17, 22];
-        four!(f, a, b, c, d, m, k, 0, [0, 1, 2, 3], SF);
-        four!(f, a, b, c, d, m, k, 4, [4, 5, 6, 7], SF);
-        four!(f, a, b, c, d, m, k, 8, [8, 9, 10, 11], SF);
-        four!(f, a, b, c, d, m, k, 12, [12, 13, 14, 15], SF);
-        const SG: [u32; 4] = [5, 9, 14, 20];
-        four!(g, a, b, c, d, m, k, 16, [1, 6, 11, 0], SG);
-        four!(g, a, b, c, d, m, k, 20, [5, 10, 15, 4], SG);
-        four!(g, a, b, c, d, m, k, 24, [9, 14, 3, 8], SG);
-        four!(g, a, b, c, d, m, k, 28, [13, 2, 7, 12], SG);
-        const SH: [u32; 4] = [4, 11, 16, 23];
-        four!(h, a, b, c, d, m, k, 32, [5, 8, 11, 14], SH);
-        four!(h, a, b, c, d, m, k, 36, [1, 4, 7, 10], SH);
-        four!(h, a, b, c, d, m, k, 40, [13, 0, 3, 6], SH);
-        four!(h, a, b, c, d, m, k, 44, [9, 12, 15, 2], SH);
-        const SI: [u32; 4] = [6, 10, 15, 21];
-        four!(i, a, b, c, d, m, k, 48, [0, 7, 14, 5], SI);
-        four!(i, a, b, c, d, m, k, 52, [12, 3, 10, 1], SI);
-        four!(i, a, b, c, d, m, k, 56, [8, 15, 6, 13], SI);
-        four!(i, a, b, c, d, m, k, 60, [4, 11, 2, 9], SI);
+        round!(f, a, b, c, d, m, k, 0, [7, 12, 17, 22]);
+        round!(g, a, b, c, d, m, k, 16, [5, 9, 14, 20]);
+        round!(h, a, b, c, d, m, k, 32, [4, 11, 16, 23]);
+        round!(i, a, b, c, d, m, k, 48, [6, 10, 15, 21]);
         for (v, s) in [&mut a, &mut b, &mut c, &mut d].into_iter().zip(start) {
             *v = v.wrapping_add(s);
         }

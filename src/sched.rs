@@ -37,8 +37,8 @@ static BATCH: AtomicBool = AtomicBool::new(false);
 static WARNED: AtomicBool = AtomicBool::new(false);
 
 /// Chooses the policy of the runtime threads started from now on (see
-/// [`on_thread_start`]). Other threads keep theirs: the main thread and the metadata
-/// writer, which every write waits for, stay at the normal policy.
+/// [`on_thread_start`]). Other threads keep the one they inherit (normally
+/// `SCHED_OTHER`): the main thread, and the metadata writer, which every write waits for.
 pub fn configure(policy: Scheduling) {
     BATCH.store(policy == Scheduling::Batch, Ordering::Relaxed);
 }
@@ -120,7 +120,8 @@ mod tests {
     fn hashing_runs_normal_and_returns_to_batch() {
         configure(Scheduling::Batch);
         std::thread::spawn(|| {
-            assert_eq!(current(), libc::SCHED_OTHER);
+            // Whatever the test process inherited, start from the normal policy.
+            set_current(false).expect("SCHED_OTHER");
             on_thread_start();
             assert_eq!(
                 current(),
@@ -134,6 +135,7 @@ mod tests {
         .expect("thread");
         // A thread at the normal policy stays there.
         std::thread::spawn(|| {
+            set_current(false).expect("SCHED_OTHER");
             assert_eq!(hashing(current), libc::SCHED_OTHER);
             assert_eq!(current(), libc::SCHED_OTHER);
         })
