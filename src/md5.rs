@@ -97,9 +97,12 @@ impl Md5 {
     }
 }
 
+// The four kinds of step: `a` plus `x` (message word and constant) first, then the
+// round function of `b`, `c`, `d`, the rotation by `s`, and `b`.
+
 #[inline(always)]
-fn f(a: u32, b: u32, c: u32, d: u32, m: u32, k: u32, s: u32) -> u32 {
-    let early = a.wrapping_add(m).wrapping_add(k);
+fn f(a: u32, b: u32, c: u32, d: u32, x: u32, s: u32) -> u32 {
+    let early = a.wrapping_add(x);
     (((c ^ d) & b) ^ d)
         .wrapping_add(early)
         .rotate_left(s)
@@ -107,16 +110,16 @@ fn f(a: u32, b: u32, c: u32, d: u32, m: u32, k: u32, s: u32) -> u32 {
 }
 
 #[inline(always)]
-fn g(a: u32, b: u32, c: u32, d: u32, m: u32, k: u32, s: u32) -> u32 {
+fn g(a: u32, b: u32, c: u32, d: u32, x: u32, s: u32) -> u32 {
     // (b & d) | (c & !d): the two halves share no bit, so `|` can be `+`, and the half
     // that does not involve `b` joins the early sum.
-    let early = a.wrapping_add(m).wrapping_add(k).wrapping_add(c & !d);
+    let early = a.wrapping_add(x).wrapping_add(c & !d);
     (b & d).wrapping_add(early).rotate_left(s).wrapping_add(b)
 }
 
 #[inline(always)]
-fn h(a: u32, b: u32, c: u32, d: u32, m: u32, k: u32, s: u32) -> u32 {
-    let early = a.wrapping_add(m).wrapping_add(k);
+fn h(a: u32, b: u32, c: u32, d: u32, x: u32, s: u32) -> u32 {
+    let early = a.wrapping_add(x);
     (b ^ (c ^ d))
         .wrapping_add(early)
         .rotate_left(s)
@@ -124,8 +127,8 @@ fn h(a: u32, b: u32, c: u32, d: u32, m: u32, k: u32, s: u32) -> u32 {
 }
 
 #[inline(always)]
-fn i(a: u32, b: u32, c: u32, d: u32, m: u32, k: u32, s: u32) -> u32 {
-    let early = a.wrapping_add(m).wrapping_add(k);
+fn i(a: u32, b: u32, c: u32, d: u32, x: u32, s: u32) -> u32 {
+    let early = a.wrapping_add(x);
     (c ^ (b | !d))
         .wrapping_add(early)
         .rotate_left(s)
@@ -142,37 +145,19 @@ const fn word(n: usize) -> usize {
     }
 }
 
+/// What step `n` adds besides the round function: its message word and constant.
+#[inline(always)]
+fn word_and_constant(m: &[u32; 16], k: &[u32; 64], n: usize) -> u32 {
+    m[word(n)].wrapping_add(k[n])
+}
+
 /// Four steps from step `$n`, rotating by `$s[0..4]`.
 macro_rules! four {
     ($op:ident, $a:ident, $b:ident, $c:ident, $d:ident, $m:ident, $k:ident, $n:expr, $s:expr) => {
-        $a = $op($a, $b, $c, $d, $m[const { word($n) }], $k[$n], $s[0]);
-        $d = $op(
-            $d,
-            $a,
-            $b,
-            $c,
-            $m[const { word($n + 1) }],
-            $k[$n + 1],
-            $s[1],
-        );
-        $c = $op(
-            $c,
-            $d,
-            $a,
-            $b,
-            $m[const { word($n + 2) }],
-            $k[$n + 2],
-            $s[2],
-        );
-        $b = $op(
-            $b,
-            $c,
-            $d,
-            $a,
-            $m[const { word($n + 3) }],
-            $k[$n + 3],
-            $s[3],
-        );
+        $a = $op($a, $b, $c, $d, word_and_constant(&$m, $k, $n), $s[0]);
+        $d = $op($d, $a, $b, $c, word_and_constant(&$m, $k, $n + 1), $s[1]);
+        $c = $op($c, $d, $a, $b, word_and_constant(&$m, $k, $n + 2), $s[2]);
+        $b = $op($b, $c, $d, $a, word_and_constant(&$m, $k, $n + 3), $s[3]);
     };
 }
 
