@@ -708,3 +708,52 @@ async fn request_threads_run_sched_batch_unless_configured_normal() {
     let threads = thread_policies(app.pid());
     assert!(threads.iter().all(|t| t.1 == NORMAL), "{threads:?}");
 }
+
+#[tokio::test]
+async fn the_md5_thread_of_a_large_upload_runs_normal_then_returns_to_batch() {
+    const BATCH: u32 = 3;
+    const NORMAL: u32 = 0;
+    let app = start_with(None, Launch::default()).expect("start");
+    app.create_bucket("sched").await;
+    let workers = |pid: u32| -> Vec<u32> {
+        thread_policies(pid)
+            .into_iter()
+            .filter(|(n, _)| n == "tokio-rt-worker")
+            .map(|t| t.1)
+            .collect()
+    };
+    assert!(workers(app.pid()).iter().all(|&p| p == BATCH));
+    // A 4 MiB upload, stopped half way: its MD5 runs on a thread of its own.
+    let body: Vec<u8> = (0..4 * MIB).map(|i| (i * 7 % 251) as u8).collect();
+    let req = app
+        .req("PUT", "/sched/big")
+        .payload(Payload::Unsigned)
+        .content_length(&body.len().to_string());
+    let mut tcp = TcpStream::connect(app.addr).await.expect("connect");
+    tcp.write_all(&req.head_bytes()).await.expect("head");
+    tcp.write_all(&body[..2 * MIB])
+        .await
+        .expect("half the body");
+    assert!(
+        eventually(5, || workers(app.pid()).contains(&NORMAL)).await,
+        "no thread at the normal policy while hashing: {:?}",
+        thread_policies(app.pid())
+    );
+    tcp.write_all(&body[2 * MIB..]).await.expect("the rest");
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut buf))
+        .await
+        .expect("an answer")
+        .expect("read");
+    let resp = parse_response(&buf[..n], false);
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(
+        resp.header("etag"),
+        Some(format!("\"{}\"", md5_hex(&body)).as_str())
+    );
+    assert!(
+        eventually(5, || workers(app.pid()).iter().all(|&p| p == BATCH)).await,
+        "the hashing thread did not return to SCHED_BATCH: {:?}",
+        thread_policies(app.pid())
+    );
+}
