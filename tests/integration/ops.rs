@@ -676,20 +676,27 @@ fn thread_policies(pid: u32) -> Vec<(String, u32)> {
     out
 }
 
+/// Policies of the runtime's threads (workers and blocking pool) of process `pid`.
+fn runtime_policies(pid: u32) -> Vec<u32> {
+    thread_policies(pid)
+        .into_iter()
+        .filter(|(n, _)| n == "tokio-rt-worker")
+        .map(|t| t.1)
+        .collect()
+}
+
+/// `SCHED_BATCH` and `SCHED_OTHER` as `/proc` shows them.
+const BATCH: u32 = 3;
+const NORMAL: u32 = 0;
+
 #[tokio::test]
 async fn request_threads_run_sched_batch_unless_configured_normal() {
-    const BATCH: u32 = 3;
-    const NORMAL: u32 = 0;
     let app = start_with(None, Launch::default()).expect("start");
     // Some work first, so that blocking-pool threads exist too.
     app.create_bucket("sched").await;
     assert_eq!(app.put("sched", "k", vec![7u8; 3 * MIB]).await.status, 200);
     let threads = thread_policies(app.pid());
-    let workers: Vec<u32> = threads
-        .iter()
-        .filter(|(n, _)| n == "tokio-rt-worker")
-        .map(|t| t.1)
-        .collect();
+    let workers = runtime_policies(app.pid());
     assert!(workers.len() >= 2, "{threads:?}");
     assert!(workers.iter().all(|&p| p == BATCH), "{threads:?}");
     // The metadata writer, which every write waits for, keeps the normal policy.
@@ -711,18 +718,9 @@ async fn request_threads_run_sched_batch_unless_configured_normal() {
 
 #[tokio::test]
 async fn the_md5_thread_of_a_large_upload_runs_normal_then_returns_to_batch() {
-    const BATCH: u32 = 3;
-    const NORMAL: u32 = 0;
     let app = start_with(None, Launch::default()).expect("start");
     app.create_bucket("sched").await;
-    let workers = |pid: u32| -> Vec<u32> {
-        thread_policies(pid)
-            .into_iter()
-            .filter(|(n, _)| n == "tokio-rt-worker")
-            .map(|t| t.1)
-            .collect()
-    };
-    assert!(workers(app.pid()).iter().all(|&p| p == BATCH));
+    assert!(runtime_policies(app.pid()).iter().all(|&p| p == BATCH));
     // A 4 MiB upload, stopped half way: its MD5 runs on a thread of its own.
     let body: Vec<u8> = (0..4 * MIB).map(|i| (i * 7 % 251) as u8).collect();
     let req = app
@@ -735,7 +733,7 @@ async fn the_md5_thread_of_a_large_upload_runs_normal_then_returns_to_batch() {
         .await
         .expect("half the body");
     assert!(
-        eventually(5, || workers(app.pid()).contains(&NORMAL)).await,
+        eventually(5, || runtime_policies(app.pid()).contains(&NORMAL)).await,
         "no thread at the normal policy while hashing: {:?}",
         thread_policies(app.pid())
     );
@@ -752,7 +750,10 @@ async fn the_md5_thread_of_a_large_upload_runs_normal_then_returns_to_batch() {
         Some(format!("\"{}\"", md5_hex(&body)).as_str())
     );
     assert!(
-        eventually(5, || workers(app.pid()).iter().all(|&p| p == BATCH)).await,
+        eventually(5, || runtime_policies(app.pid())
+            .iter()
+            .all(|&p| p == BATCH))
+        .await,
         "the hashing thread did not return to SCHED_BATCH: {:?}",
         thread_policies(app.pid())
     );
