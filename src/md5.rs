@@ -43,6 +43,7 @@ impl Default for Md5 {
 }
 
 impl Md5 {
+    /// An MD5 that has seen no bytes yet.
     pub fn new() -> Md5 {
         Md5 {
             state: INIT,
